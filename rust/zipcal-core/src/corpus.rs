@@ -1,0 +1,535 @@
+//! Streaming ingestion: text batches in, candidate type sets and type counts out.
+//!
+//! Each batch is split into tasks of about `task_bytes` of text (independent of the
+//! thread count, so results never depend on it). Tasks run in parallel against a
+//! read-only view of the word interner and the chunk cache; what they discover is
+//! merged sequentially, in task order, after the batch.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_schema::DataType;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::segment::{Segmenter, NO_TYPE};
+use crate::text::{lowercase_into, words, Chunks};
+
+/// What a candidate is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A whole document (row).
+    Doc,
+    /// A window of this many tokens inside a document.
+    Window(usize),
+}
+
+/// Ingestion settings.
+#[derive(Clone, Debug)]
+pub struct CorpusConfig {
+    pub unit: Unit,
+    /// Candidates with fewer tokens than this are skipped.
+    pub min_tokens: usize,
+    /// Most distinct chunks kept in the tokenization cache.
+    pub cache_capacity: usize,
+    /// Approximate bytes of text per parallel task.
+    pub task_bytes: usize,
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        CorpusConfig {
+            unit: Unit::Doc,
+            min_tokens: 1,
+            cache_capacity: 4_000_000,
+            task_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Counters over everything ingested so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub rows: u64,
+    pub null_rows: u64,
+    pub empty_rows: u64,
+    pub short_candidates: u64,
+    pub candidates: u64,
+    pub tokens: u64,
+    pub bytes: u64,
+}
+
+/// Candidate type sets in compressed-row form.
+#[derive(Clone, Debug, Default)]
+pub struct Candidates {
+    offsets: Vec<usize>,
+    types: Vec<u32>,
+    rows: Vec<u64>,
+    windows: Vec<u32>,
+    tokens: Vec<u64>,
+}
+
+impl Candidates {
+    pub fn new() -> Self {
+        Candidates {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Build from explicit sets (row = index, window 0, tokens = set size).
+    pub fn from_sets(sets: &[Vec<u32>]) -> Self {
+        let mut c = Candidates::new();
+        for (i, s) in sets.iter().enumerate() {
+            c.types.extend_from_slice(s);
+            c.offsets.push(c.types.len());
+            c.rows.push(i as u64);
+            c.windows.push(0);
+            c.tokens.push(s.len() as u64);
+        }
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Distinct type ids of candidate `i`.
+    #[inline]
+    pub fn set(&self, i: usize) -> &[u32] {
+        &self.types[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    pub fn rows(&self) -> &[u64] {
+        &self.rows
+    }
+
+    pub fn windows(&self) -> &[u32] {
+        &self.windows
+    }
+
+    pub fn tokens(&self) -> &[u64] {
+        &self.tokens
+    }
+
+    fn append(&mut self, other: Candidates, fix: impl Fn(u32) -> u32) {
+        let base = self.types.len();
+        self.types.extend(other.types.into_iter().map(fix));
+        self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
+        self.rows.extend(other.rows);
+        self.windows.extend(other.windows);
+        self.tokens.extend(other.tokens);
+    }
+}
+
+/// Interned word types (words mode).
+#[derive(Default)]
+struct Interner {
+    ids: AHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, word: &str) -> Result<u32> {
+        if let Some(&id) = self.ids.get(word) {
+            return Ok(id);
+        }
+        let id = self.names.len() as u32;
+        if id >= LOCAL_BIT - 1 {
+            return Err(Error::Capacity(u64::from(LOCAL_BIT - 1)));
+        }
+        self.ids.insert(word.into(), id);
+        self.names.push(word.into());
+        Ok(id)
+    }
+}
+
+/// Marks a type id that is local to a task (a word the task saw first).
+const LOCAL_BIT: u32 = 1 << 31;
+/// Chunks longer than this are tokenized every time rather than cached.
+const MAX_CACHED_CHUNK: usize = 256;
+
+/// The corpus being ingested: candidates, type counts, caches.
+pub struct Corpus {
+    segmenter: Arc<Segmenter>,
+    config: CorpusConfig,
+    words: Interner,
+    cache: AHashMap<Box<str>, Box<[u32]>>,
+    counts: Vec<u64>,
+    candidates: Candidates,
+    report: IngestReport,
+}
+
+/// What one task produced.
+struct TaskOut {
+    candidates: Candidates,
+    counts: AHashMap<u32, u64>,
+    new_words: Vec<Box<str>>,
+    new_chunks: Vec<(Box<str>, Box<[u32]>)>,
+    report: IngestReport,
+}
+
+/// Read-only view shared by the tasks of a batch.
+struct View<'a> {
+    segmenter: &'a Segmenter,
+    words: &'a Interner,
+    cache: &'a AHashMap<Box<str>, Box<[u32]>>,
+    config: &'a CorpusConfig,
+    cache_full: bool,
+}
+
+/// Per-task mutable state.
+struct Task<'v, 'a> {
+    view: &'v View<'a>,
+    local_words: AHashMap<Box<str>, u32>,
+    local_cache: AHashMap<Box<str>, Box<[u32]>>,
+    out: TaskOut,
+    buf: String,
+    seq: Vec<u32>,
+    scratch: Vec<u32>,
+}
+
+impl<'v, 'a> Task<'v, 'a> {
+    fn new(view: &'v View<'a>) -> Self {
+        Task {
+            view,
+            local_words: AHashMap::new(),
+            local_cache: AHashMap::new(),
+            out: TaskOut {
+                candidates: Candidates::new(),
+                counts: AHashMap::new(),
+                new_words: Vec::new(),
+                new_chunks: Vec::new(),
+                report: IngestReport::default(),
+            },
+            buf: String::new(),
+            seq: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Type ids of `text`, computed without the cache, appended to `out`.
+    fn compute(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        match self.view.segmenter {
+            Segmenter::Tokenizer(t) => t.push_types_plain(text, out),
+            Segmenter::Words => {
+                for w in words(text) {
+                    lowercase_into(w, &mut self.buf);
+                    let id = if let Some(&id) = self.view.words.ids.get(self.buf.as_str()) {
+                        id
+                    } else if let Some(&id) = self.local_words.get(self.buf.as_str()) {
+                        id
+                    } else {
+                        let id = LOCAL_BIT | self.out.new_words.len() as u32;
+                        let word: Box<str> = self.buf.as_str().into();
+                        self.local_words.insert(word.clone(), id);
+                        self.out.new_words.push(word);
+                        id
+                    };
+                    out.push(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn push_chunk(&mut self, chunk: &str, seq: &mut Vec<u32>) -> Result<()> {
+        if chunk.len() > MAX_CACHED_CHUNK {
+            return self.compute(chunk, seq);
+        }
+        if let Some(v) = self.view.cache.get(chunk) {
+            seq.extend_from_slice(v);
+        } else if let Some(v) = self.local_cache.get(chunk) {
+            seq.extend_from_slice(v);
+        } else {
+            let start = seq.len();
+            self.compute(chunk, seq)?;
+            if !self.view.cache_full {
+                self.local_cache.insert(chunk.into(), seq[start..].into());
+            }
+        }
+        Ok(())
+    }
+
+    fn doc(&mut self, text: &str, row: u64) -> Result<()> {
+        let mut seq = std::mem::take(&mut self.seq);
+        seq.clear();
+        let chunked = match self.view.segmenter {
+            Segmenter::Words => true,
+            Segmenter::Tokenizer(t) => t.chunkable(),
+        };
+        if chunked {
+            for chunk in Chunks::new(text) {
+                self.push_chunk(chunk, &mut seq)?;
+            }
+        } else {
+            self.compute(text, &mut seq)?;
+        }
+        match self.view.config.unit {
+            Unit::Doc => self.emit(&seq, row, 0),
+            Unit::Window(len) => {
+                for (k, w) in seq.chunks(len.max(1)).enumerate() {
+                    self.emit(w, row, k as u32);
+                }
+            }
+        }
+        self.seq = seq;
+        Ok(())
+    }
+
+    fn emit(&mut self, toks: &[u32], row: u64, window: u32) {
+        if toks.len() < self.view.config.min_tokens.max(1) {
+            self.out.report.short_candidates += 1;
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
+        self.scratch.sort_unstable();
+        let c = &mut self.out.candidates;
+        let mut i = 0;
+        while i < self.scratch.len() {
+            let t = self.scratch[i];
+            let mut j = i + 1;
+            while j < self.scratch.len() && self.scratch[j] == t {
+                j += 1;
+            }
+            *self.out.counts.entry(t).or_insert(0) += (j - i) as u64;
+            c.types.push(t);
+            i = j;
+        }
+        c.offsets.push(c.types.len());
+        c.rows.push(row);
+        c.windows.push(window);
+        c.tokens.push(toks.len() as u64);
+        self.out.report.candidates += 1;
+        self.out.report.tokens += toks.len() as u64;
+    }
+
+    fn finish(mut self) -> TaskOut {
+        self.out.new_chunks = self.local_cache.into_iter().collect();
+        // Deterministic cache insertion order.
+        self.out.new_chunks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.out
+    }
+}
+
+/// Borrow the strings of an Arrow array without copying them.
+pub fn arrow_strings(array: &dyn Array) -> Result<Vec<Option<&str>>> {
+    fn collect<'a, I: Iterator<Item = Option<&'a str>>>(it: I) -> Vec<Option<&'a str>> {
+        it.collect()
+    }
+    let any = array.as_any();
+    match array.data_type() {
+        DataType::Utf8 => Ok(collect(any.downcast_ref::<StringArray>().expect("Utf8").iter())),
+        DataType::LargeUtf8 => Ok(collect(
+            any.downcast_ref::<LargeStringArray>().expect("LargeUtf8").iter(),
+        )),
+        DataType::Utf8View => Ok(collect(
+            any.downcast_ref::<StringViewArray>().expect("Utf8View").iter(),
+        )),
+        other => Err(Error::InvalidInput(format!(
+            "expected a string column, got Arrow type {other}"
+        ))),
+    }
+}
+
+impl Corpus {
+    pub fn new(segmenter: Arc<Segmenter>, config: CorpusConfig) -> Result<Corpus> {
+        if let Unit::Window(0) = config.unit {
+            return Err(Error::InvalidArgument("seq_len must be > 0 for window units".into()));
+        }
+        let counts = match segmenter.tokenizer() {
+            Some(t) => vec![0; t.num_types()],
+            None => Vec::new(),
+        };
+        Ok(Corpus {
+            segmenter,
+            config,
+            words: Interner::default(),
+            cache: AHashMap::new(),
+            counts,
+            candidates: Candidates::new(),
+            report: IngestReport::default(),
+        })
+    }
+
+    pub fn segmenter(&self) -> &Segmenter {
+        &self.segmenter
+    }
+
+    pub fn config(&self) -> &CorpusConfig {
+        &self.config
+    }
+
+    pub fn candidates(&self) -> &Candidates {
+        &self.candidates
+    }
+
+    pub fn report(&self) -> &IngestReport {
+        &self.report
+    }
+
+    /// Token occurrences per type id, over all candidates.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    pub fn num_types(&self) -> usize {
+        match self.segmenter.tokenizer() {
+            Some(t) => t.num_types(),
+            None => self.words.names.len(),
+        }
+    }
+
+    /// The text of type `id`.
+    pub fn type_name(&self, id: u32) -> Option<&str> {
+        match self.segmenter.tokenizer() {
+            Some(t) => t.type_names().get(id as usize).map(String::as_str),
+            None => self.words.names.get(id as usize).map(|s| &**s),
+        }
+    }
+
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Ingest an Arrow string array whose first element is row `first_row`.
+    pub fn add_arrow(&mut self, array: &dyn Array, first_row: u64) -> Result<IngestReport> {
+        let texts = arrow_strings(array)?;
+        self.add_texts(&texts, first_row)
+    }
+
+    /// Ingest a batch of texts (None = null row) whose first element is row `first_row`.
+    /// Returns the counters of this batch alone.
+    pub fn add_texts(&mut self, texts: &[Option<&str>], first_row: u64) -> Result<IngestReport> {
+        // Task boundaries depend only on the batch content.
+        let mut bounds = vec![0usize];
+        let mut acc = 0usize;
+        for (i, t) in texts.iter().enumerate() {
+            acc += t.map_or(0, str::len) + 16;
+            if acc >= self.config.task_bytes {
+                bounds.push(i + 1);
+                acc = 0;
+            }
+        }
+        if *bounds.last().unwrap_or(&0) != texts.len() {
+            bounds.push(texts.len());
+        }
+        let view = View {
+            segmenter: &self.segmenter,
+            words: &self.words,
+            cache: &self.cache,
+            config: &self.config,
+            cache_full: self.cache.len() >= self.config.cache_capacity,
+        };
+        let outs: Vec<Result<TaskOut>> = crate::threads::install(|| {
+            bounds
+                .par_windows(2)
+                .map(|w| {
+                    let mut task = Task::new(&view);
+                    for (k, text) in texts[w[0]..w[1]].iter().enumerate() {
+                        let row = first_row + (w[0] + k) as u64;
+                        task.out.report.rows += 1;
+                        match text {
+                            None => task.out.report.null_rows += 1,
+                            Some(t) if t.trim_matches(crate::text::is_space).is_empty() => {
+                                task.out.report.bytes += t.len() as u64;
+                                task.out.report.empty_rows += 1
+                            }
+                            Some(t) => {
+                                task.out.report.bytes += t.len() as u64;
+                                task.doc(t, row)?
+                            }
+                        }
+                    }
+                    Ok(task.finish())
+                })
+                .collect()
+        });
+        let mut batch = IngestReport::default();
+        for out in outs {
+            let out = out?;
+            self.merge(out, &mut batch)?;
+        }
+        add_report(&mut self.report, &batch);
+        Ok(batch)
+    }
+
+    fn merge(&mut self, out: TaskOut, batch: &mut IngestReport) -> Result<()> {
+        let remap: Vec<u32> = out
+            .new_words
+            .iter()
+            .map(|w| self.words.intern(w))
+            .collect::<Result<_>>()?;
+        let fix = |id: u32| {
+            if id != NO_TYPE && id & LOCAL_BIT != 0 {
+                remap[(id & !LOCAL_BIT) as usize]
+            } else {
+                id
+            }
+        };
+        let n_types = self.num_types();
+        if self.counts.len() < n_types {
+            self.counts.resize(n_types, 0);
+        }
+        let mut counts: Vec<(u32, u64)> = out.counts.into_iter().map(|(t, c)| (fix(t), c)).collect();
+        counts.sort_unstable();
+        for (t, c) in counts {
+            self.counts[t as usize] += c;
+        }
+        for (chunk, seq) in out.new_chunks {
+            if self.cache.len() >= self.config.cache_capacity {
+                break;
+            }
+            let seq: Box<[u32]> = seq.iter().map(|&t| fix(t)).collect();
+            self.cache.entry(chunk).or_insert(seq);
+        }
+        self.candidates.append(out.candidates, fix);
+        add_report(batch, &out.report);
+        Ok(())
+    }
+
+    /// Type ids of one text (one per token, [`NO_TYPE`] for untyped tokens), through
+    /// the same path as ingestion. Words not seen during ingestion get ids past
+    /// `num_types()`, numbered in order of appearance.
+    pub fn type_sequence(&self, text: &str) -> Result<Vec<u32>> {
+        let view = View {
+            segmenter: &self.segmenter,
+            words: &self.words,
+            cache: &self.cache,
+            config: &self.config,
+            cache_full: true,
+        };
+        let mut task = Task::new(&view);
+        let mut seq = Vec::new();
+        if let Segmenter::Tokenizer(t) = &*self.segmenter {
+            if !t.chunkable() {
+                t.push_types_plain(text, &mut seq)?;
+                return Ok(seq);
+            }
+        }
+        for chunk in Chunks::new(text) {
+            task.push_chunk(chunk, &mut seq)?;
+        }
+        let base = self.words.names.len() as u32;
+        Ok(seq
+            .into_iter()
+            .map(|t| if t != NO_TYPE && t & LOCAL_BIT != 0 { base + (t & !LOCAL_BIT) } else { t })
+            .collect())
+    }
+}
+
+fn add_report(a: &mut IngestReport, b: &IngestReport) {
+    a.rows += b.rows;
+    a.null_rows += b.null_rows;
+    a.empty_rows += b.empty_rows;
+    a.short_candidates += b.short_candidates;
+    a.candidates += b.candidates;
+    a.tokens += b.tokens;
+    a.bytes += b.bytes;
+}

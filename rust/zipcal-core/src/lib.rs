@@ -1,0 +1,17 @@
+//! zipcal-core: lexical-coverage calibration data selection (ZipCal), in pure Rust.
+//!
+//! Pipeline: text batches (Arrow strings) → [`segment::Segmenter`] (UAX #29 words or a
+//! `tokenizer.json`) → per-candidate type sets and pool type counts
+//! ([`corpus::Corpus`]) → exact lazy greedy coverage ([`select::lazy_greedy`]).
+
+pub mod corpus;
+pub mod error;
+pub mod segment;
+pub mod select;
+pub mod text;
+pub mod threads;
+
+pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Unit};
+pub use error::{Error, Result};
+pub use segment::{Segmenter, NO_TYPE};
+pub use select::{coverage, lazy_greedy, naive_greedy, type_weights, Greedy, Weighting};

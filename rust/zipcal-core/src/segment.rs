@@ -1,0 +1,276 @@
+//! Segmenters turn text into a sequence of *type ids*: words mode (UAX #29 words,
+//! lowercased; types are interned on the fly) or a `tokenizer.json` (types come
+//! from a fixed `token id -> type id` table built once per tokenizer).
+
+use ahash::AHashMap;
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+use crate::text::{normalize_type, Chunks};
+
+/// Type id of a token that has no type (special tokens, whitespace-only tokens).
+/// It still counts as a token for lengths and windows.
+pub const NO_TYPE: u32 = u32::MAX;
+
+/// A `tokenizer.json` together with its `token id -> type id` table.
+pub struct TokenizerTypes {
+    tokenizer: Tokenizer,
+    token_type: Vec<u32>,
+    type_names: Vec<String>,
+    chunkable: bool,
+    name: String,
+}
+
+/// How text becomes types.
+pub enum Segmenter {
+    /// Tokenizer-free: lowercased Unicode words. Types are assigned by the corpus.
+    Words,
+    /// Types derived from a tokenizer's vocabulary.
+    Tokenizer(Box<TokenizerTypes>),
+}
+
+impl Segmenter {
+    /// Load a tokenizer from a `tokenizer.json` file.
+    pub fn from_tokenizer_file(path: &str) -> Result<Segmenter> {
+        let json = std::fs::read_to_string(path).map_err(|e| Error::Tokenizer {
+            source_name: path.to_string(),
+            message: format!("cannot read file: {e}"),
+        })?;
+        Self::from_tokenizer_json(&json, path)
+    }
+
+    /// Load a tokenizer from the text of a `tokenizer.json`; `name` is used in errors.
+    pub fn from_tokenizer_json(json: &str, name: &str) -> Result<Segmenter> {
+        let bad = |message: String| Error::Tokenizer {
+            source_name: name.to_string(),
+            message,
+        };
+        let config: Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let tokenizer: Tokenizer = json
+            .parse()
+            .map_err(|e| bad(format!("not a tokenizers `tokenizer.json`: {e}")))?;
+        let (token_type, type_names) = build_type_table(&tokenizer).map_err(bad)?;
+        let mut types = TokenizerTypes {
+            tokenizer,
+            token_type,
+            type_names,
+            chunkable: config_is_chunkable(&config),
+            name: name.to_string(),
+        };
+        if types.chunkable && !types.chunking_agrees_on_sample() {
+            types.chunkable = false;
+        }
+        Ok(Segmenter::Tokenizer(Box::new(types)))
+    }
+
+    pub fn is_words(&self) -> bool {
+        matches!(self, Segmenter::Words)
+    }
+
+    pub fn tokenizer(&self) -> Option<&TokenizerTypes> {
+        match self {
+            Segmenter::Words => None,
+            Segmenter::Tokenizer(t) => Some(t),
+        }
+    }
+}
+
+impl TokenizerTypes {
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether chunk-level caching is exact for this tokenizer (see [`Chunks`]).
+    pub fn chunkable(&self) -> bool {
+        self.chunkable
+    }
+
+    pub fn type_names(&self) -> &[String] {
+        &self.type_names
+    }
+
+    pub fn num_types(&self) -> usize {
+        self.type_names.len()
+    }
+
+    pub fn token_type(&self) -> &[u32] {
+        &self.token_type
+    }
+
+    /// Token ids of `text`, without special tokens added by a post-processor.
+    pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode_fast(text, false)
+            .map(|enc| enc.get_ids().to_vec())
+            .map_err(|e| Error::InvalidInput(format!("tokenizer {} failed: {e}", self.name)))
+    }
+
+    /// Append the type ids of `text` (one per token) to `out`, encoding the text whole.
+    pub fn push_types_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let ids = self.encode_ids(text)?;
+        out.extend(ids.iter().map(|&id| self.type_of(id)));
+        Ok(())
+    }
+
+    #[inline]
+    pub fn type_of(&self, id: u32) -> u32 {
+        self.token_type.get(id as usize).copied().unwrap_or(NO_TYPE)
+    }
+
+    /// A fixed multilingual sample on which chunked and whole-text encoding must agree
+    /// before chunking is enabled: a guard on top of the configuration check.
+    fn chunking_agrees_on_sample(&self) -> bool {
+        const SAMPLE: &str = "The quick brown fox's tail -- it's 3.14159, isn't it?  Double  spaces,\n\
+            new lines\n\n and\ttabs. Ünïcödé façade naïve café; 東京は日本の首都です。 Москва — столица.\n\
+            def f(x):\n    return x ** 2  # comment\n (parens) [brackets] {braces} \"quotes\" 'single' \
+            e-mail: a.b@c.d https://example.org/a?b=1 1,234,567 12345678 🇺🇸 👍🏽 ‍ end";
+        let mut whole = Vec::new();
+        let mut parts = Vec::new();
+        if self.push_types_plain(SAMPLE, &mut whole).is_err() {
+            return false;
+        }
+        for chunk in Chunks::new(SAMPLE) {
+            if self.push_types_plain(chunk, &mut parts).is_err() {
+                return false;
+            }
+        }
+        whole == parts
+    }
+}
+
+/// Build the `token id -> type id` table: decode each token alone (falling back to
+/// its vocabulary string when the decoded bytes are not valid UTF-8 on their own),
+/// normalise it, drop special tokens and empty types.
+fn build_type_table(tokenizer: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec<String>), String> {
+    let vocab = tokenizer.get_vocab(true);
+    let size = vocab.values().copied().max().map_or(0, |m| m as usize + 1);
+    if size == 0 {
+        return Err("the vocabulary is empty".to_string());
+    }
+    let special: ahash::AHashSet<u32> = tokenizer
+        .get_added_tokens_decoder()
+        .iter()
+        .filter(|(_, tok)| tok.special)
+        .map(|(&id, _)| id)
+        .collect();
+    let mut index: AHashMap<String, u32> = AHashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut table = vec![NO_TYPE; size];
+    for (id, slot) in table.iter_mut().enumerate() {
+        let id = id as u32;
+        if special.contains(&id) {
+            continue;
+        }
+        let Some(raw) = tokenizer.id_to_token(id) else {
+            continue;
+        };
+        let decoded = tokenizer.decode(&[id], false).unwrap_or_default();
+        let text = if decoded.contains('\u{FFFD}') || decoded.is_empty() && !raw.is_empty() {
+            raw
+        } else {
+            decoded
+        };
+        if let Some(norm) = normalize_type(&text) {
+            let next = names.len() as u32;
+            let tid = *index.entry(norm).or_insert_with_key(|k| {
+                names.push(k.clone());
+                next
+            });
+            *slot = tid;
+        }
+    }
+    Ok((table, names))
+}
+
+const SAFE_NORMALIZERS: [&str; 3] = ["NFC", "NFD", "Lowercase"];
+/// Pre-tokenizers that split text on whitespace by themselves.
+const SPLITTING_PRETOKENIZERS: [&str; 3] = ["Whitespace", "WhitespaceSplit", "BertPreTokenizer"];
+/// Pre-tokenizers that are safe after a whitespace split has been made.
+const REFINING_PRETOKENIZERS: [&str; 2] = ["Digits", "Punctuation"];
+/// Split patterns under which no piece runs from a non-space character into a following space.
+const SAFE_SPLIT_PATTERNS: [&str; 3] = [
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+];
+
+fn type_of(v: &Value) -> &str {
+    v.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+fn normalizer_is_safe(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        _ if type_of(v) == "Sequence" => v
+            .get("normalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().all(normalizer_is_safe)),
+        _ => SAFE_NORMALIZERS.contains(&type_of(v)),
+    }
+}
+
+fn split_is_safe(v: &Value) -> bool {
+    let pattern = v
+        .get("pattern")
+        .and_then(|p| p.get("Regex").or_else(|| p.get("String")))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    SAFE_SPLIT_PATTERNS.contains(&pattern)
+}
+
+/// Whether `v` splits text before spaces by itself.
+fn pre_tokenizer_splits(v: &Value) -> bool {
+    match type_of(v) {
+        "ByteLevel" => v.get("use_regex").and_then(Value::as_bool).unwrap_or(true),
+        "Metaspace" => v.get("split").and_then(Value::as_bool).unwrap_or(true),
+        "Split" => split_is_safe(v),
+        t => SPLITTING_PRETOKENIZERS.contains(&t),
+    }
+}
+
+/// Whether `v` is safe given whether an earlier step already split before spaces.
+fn pre_tokenizer_is_safe(v: &Value, split_done: bool) -> bool {
+    match type_of(v) {
+        "Sequence" => {
+            let Some(items) = v.get("pretokenizers").and_then(Value::as_array) else {
+                return false;
+            };
+            let splits = split_done || items.iter().any(pre_tokenizer_splits);
+            splits && items.iter().all(|i| pre_tokenizer_is_safe(i, splits))
+        }
+        "ByteLevel" | "Metaspace" if split_done => true,
+        "Split" => split_is_safe(v),
+        t if REFINING_PRETOKENIZERS.contains(&t) => split_done,
+        _ => pre_tokenizer_splits(v),
+    }
+}
+
+/// Whether a tokenizer configuration is one for which chunked encoding is exact:
+/// a pre-tokenizer that splits before spaces, a normaliser that cannot create or
+/// remove spaces, no BPE dropout, and no added token that spans or strips whitespace.
+fn config_is_chunkable(config: &Value) -> bool {
+    let normalizer = config.get("normalizer").unwrap_or(&Value::Null);
+    let Some(pre) = config.get("pre_tokenizer").filter(|p| !p.is_null()) else {
+        return false;
+    };
+    let dropout = config
+        .get("model")
+        .and_then(|m| m.get("dropout"))
+        .is_some_and(|d| !d.is_null());
+    let added_ok = config
+        .get("added_tokens")
+        .and_then(Value::as_array)
+        .map_or(true, |toks| {
+            toks.iter().all(|t| {
+                let flag = |k: &str| t.get(k).and_then(Value::as_bool).unwrap_or(false);
+                let content = t.get("content").and_then(Value::as_str).unwrap_or("");
+                !flag("lstrip") && !flag("rstrip") && !content.chars().any(char::is_whitespace)
+            })
+        });
+    normalizer_is_safe(normalizer) && pre_tokenizer_is_safe(pre, false) && !dropout && added_ok
+}

@@ -1,0 +1,161 @@
+//! Text utilities: type normalisation, word segmentation and the cache chunker.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Whitespace as Python's `str.isspace` sees it: Unicode `White_Space` plus the
+/// ASCII information separators U+001C..U+001F. Using the same definition as
+/// Python keeps the Rust types identical to a Python reference computation.
+#[inline]
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Byte-level BPE (`Ġ`, `Ċ` are whitespace in the GPT-2 byte map) and SentencePiece (`▁`)
+/// whitespace markers that are removed from a token's text.
+const MARKERS: [char; 2] = ['\u{120}', '\u{2581}'];
+
+/// Normalise a token's text to its *type*: markers removed, surrounding whitespace
+/// stripped, lowercased. Returns `None` when nothing is left.
+pub fn normalize_type(text: &str) -> Option<String> {
+    let unmarked: String = text.chars().filter(|c| !MARKERS.contains(c)).collect();
+    let trimmed = unmarked.trim_matches(is_space);
+    if trimmed.is_empty() {
+        return None;
+    }
+    Some(trimmed.to_lowercase())
+}
+
+/// Lowercase into a reusable buffer (ASCII fast path, full Unicode mapping otherwise).
+#[inline]
+pub fn lowercase_into(word: &str, buf: &mut String) {
+    buf.clear();
+    if word.is_ascii() {
+        buf.push_str(word);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.push_str(&word.to_lowercase());
+    }
+}
+
+/// Words of `text` in tokenizer-free mode: Unicode (UAX #29) word segments that
+/// contain at least one alphanumeric character, in original case.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.unicode_words()
+}
+
+/// Byte offsets of the words of `text` (start, end), in original case.
+pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    text.unicode_word_indices()
+        .map(|(i, w)| (i, i + w.len()))
+        .collect()
+}
+
+/// Split `text` into cache chunks. A chunk boundary is placed before every ASCII
+/// space whose previous and next characters are not whitespace. For the
+/// segmenters we accept (UAX #29 words, and tokenizers whose pre-tokenizer never
+/// lets a piece run from a non-space character into a following space), no
+/// token crosses such a boundary, so tokenizing chunk by chunk gives exactly
+/// the tokens of the whole text. Chunks repeat often (Zipf), so each distinct
+/// chunk is tokenized once and looked up afterwards.
+pub struct Chunks<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Chunks<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Chunks { text, pos: 0 }
+    }
+}
+
+#[inline]
+fn prev_is_space(text: &str, i: usize) -> bool {
+    // i > 0, i is a char boundary
+    let b = text.as_bytes()[i - 1];
+    if b < 0x80 {
+        return is_space(b as char);
+    }
+    text[..i].chars().next_back().map_or(true, is_space)
+}
+
+#[inline]
+fn next_is_space(text: &str, i: usize) -> bool {
+    // i is the index of a char boundary after the space (i may equal len)
+    match text.as_bytes().get(i) {
+        None => true,
+        Some(&b) if b < 0x80 => is_space(b as char),
+        Some(_) => text[i..].chars().next().map_or(true, is_space),
+    }
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        if start >= bytes.len() {
+            return None;
+        }
+        // A chunk always contains the character at `start`; look for a boundary after it.
+        let mut i = start + 1;
+        while i < bytes.len() {
+            if bytes[i] == b' '
+                && !prev_is_space(self.text, i)
+                && !next_is_space(self.text, i + 1)
+            {
+                break;
+            }
+            i += 1;
+        }
+        // `i` is either len or an ASCII space: both are char boundaries.
+        self.pos = i;
+        Some(&self.text[start..i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_markers_case_and_space() {
+        assert_eq!(normalize_type("ĠThe").as_deref(), Some("the"));
+        assert_eq!(normalize_type("▁Über").as_deref(), Some("über"));
+        assert_eq!(normalize_type("  x "), Some("x".to_string()));
+        assert_eq!(normalize_type("Ġ"), None);
+        assert_eq!(normalize_type(" \n\t"), None);
+        assert_eq!(normalize_type("\u{1c}A"), Some("a".to_string()));
+        assert_eq!(normalize_type("İ").as_deref(), Some("i\u{307}"));
+    }
+
+    #[test]
+    fn chunks_cover_text_and_split_on_single_spaces() {
+        let t = "Hello, world.  Two  spaces\nnew line é ü";
+        let c: Vec<&str> = Chunks::new(t).collect();
+        assert_eq!(c.concat(), t);
+        assert_eq!(c, vec!["Hello,", " world.  Two  spaces\nnew", " line", " é", " ü"]);
+        assert_eq!(Chunks::new("").count(), 0);
+        assert_eq!(Chunks::new(" a").collect::<Vec<_>>(), vec![" a"]);
+    }
+
+    #[test]
+    fn words_are_uax29_alphanumeric_segments() {
+        let w: Vec<&str> = words("Don't stop, 3.14 e-mail ünïcode!").collect();
+        assert_eq!(w, vec!["Don't", "stop", "3.14", "e", "mail", "ünïcode"]);
+    }
+
+    #[test]
+    fn words_are_compositional_over_chunks() {
+        let texts = [
+            "The quick brown fox's tail, 3.14 and 2,000 items.",
+            "a \u{301}b c\u{200d} d 🇺🇸 🇫🇷 x",
+            "Mr. Smith's  e-mail: a.b@c.d  ok",
+        ];
+        for t in texts {
+            let whole: Vec<&str> = words(t).collect();
+            let parts: Vec<&str> = Chunks::new(t).flat_map(words).collect();
+            assert_eq!(whole, parts, "{t:?}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Property tests of the core: lazy greedy equals naive greedy, chunked words equal
+//! whole-text words, and ingestion is independent of batching and thread count.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use zipcal_core::text::{words, Chunks};
+use zipcal_core::*;
+
+fn sets_strategy() -> impl Strategy<Value = Vec<Vec<u32>>> {
+    prop::collection::vec(prop::collection::btree_set(0u32..40, 0..12), 1..40)
+        .prop_map(|v| v.into_iter().map(|s| s.into_iter().collect()).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn lazy_equals_naive(sets in sets_strategy(), counts in prop::collection::vec(0u64..50, 40), n in 1usize..40, zipf in any::<bool>()) {
+        let c = Candidates::from_sets(&sets);
+        let n = n.min(c.len());
+        let w = type_weights(&counts, if zipf { Weighting::Zipf } else { Weighting::Uniform });
+        let lazy = lazy_greedy(&c, &w, n).unwrap();
+        let naive = naive_greedy(&c, &w, n).unwrap();
+        prop_assert_eq!(&lazy.order, &naive.order);
+        prop_assert_eq!(&lazy.gains, &naive.gains);
+        prop_assert!(lazy.gains.windows(2).all(|g| g[0] >= g[1]));
+        prop_assert!(lazy.evaluations <= naive.evaluations.max(c.len() as u64));
+        let (types, weight) = coverage(&c, &w, &lazy.order).unwrap();
+        prop_assert_eq!(types, lazy.covered_types);
+        prop_assert_eq!(weight, lazy.gains.iter().sum::<u64>());
+    }
+
+    #[test]
+    fn chunked_words_equal_whole_words(text in "[a-zA-Z0-9 ,.'’:;!?\\-_\n\t\u{a0}\u{301}\u{200d}éü東京🇺🇸]{0,80}") {
+        let whole: Vec<&str> = words(&text).collect();
+        let parts: Vec<&str> = Chunks::new(&text).flat_map(words).collect();
+        prop_assert_eq!(whole, parts);
+        prop_assert_eq!(Chunks::new(&text).collect::<String>(), text);
+    }
+
+    #[test]
+    fn ingestion_is_independent_of_batching(docs in prop::collection::vec(prop::option::of("[a-e ]{0,30}"), 1..30), split in 0usize..30) {
+        let texts: Vec<Option<&str>> = docs.iter().map(|d| d.as_deref()).collect();
+        let split = split.min(texts.len());
+        let run = |batches: &[&[Option<&str>]], task_bytes: usize| {
+            let cfg = CorpusConfig { task_bytes, ..CorpusConfig::default() };
+            let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+            let mut row = 0;
+            for b in batches {
+                c.add_texts(b, row).unwrap();
+                row += b.len() as u64;
+            }
+            let sets: Vec<Vec<String>> = (0..c.candidates().len()).map(|i| {
+                let mut s: Vec<String> = c.candidates().set(i).iter().map(|&t| c.type_name(t).unwrap().to_string()).collect();
+                s.sort();
+                s
+            }).collect();
+            let mut counts: Vec<(String, u64)> = c.counts().iter().enumerate()
+                .map(|(t, &n)| (c.type_name(t as u32).unwrap().to_string(), n)).collect();
+            counts.sort();
+            (sets, counts, c.candidates().rows().to_vec(), c.report().clone())
+        };
+        let one = run(&[&texts], 1 << 20);
+        let two = run(&[&texts[..split], &texts[split..]], 7);
+        prop_assert_eq!(one, two);
+    }
+}
+
+#[test]
+fn words_corpus_counts_and_candidates() {
+    let mut c = Corpus::new(
+        Arc::new(Segmenter::Words),
+        CorpusConfig { min_tokens: 2, ..CorpusConfig::default() },
+    )
+    .unwrap();
+    let texts = [Some("The cat. the DOG!"), None, Some("   "), Some("cat"), Some("A dog and a cat")];
+    let r = c.add_texts(&texts, 10).unwrap();
+    assert_eq!(r.rows, 5);
+    assert_eq!(r.null_rows, 1);
+    assert_eq!(r.empty_rows, 1);
+    assert_eq!(r.short_candidates, 1);
+    assert_eq!(r.candidates, 2);
+    assert_eq!(c.candidates().rows(), &[10, 14]);
+    assert_eq!(c.candidates().tokens(), &[4, 5]);
+    let count = |w: &str| {
+        (0..c.num_types() as u32)
+            .find(|&t| c.type_name(t) == Some(w))
+            .map(|t| c.counts()[t as usize])
+    };
+    assert_eq!(count("the"), Some(2));
+    assert_eq!(count("cat"), Some(2));
+    assert_eq!(count("a"), Some(2));
+    assert_eq!(count("dog"), Some(2));
+    assert_eq!(c.candidates().set(0).len(), 3);
+    assert_eq!(c.candidates().set(1).len(), 4);
+    let seq = c.type_sequence("the zebra the").unwrap();
+    assert_eq!(seq[0], seq[2]);
+    assert_eq!(seq[1] as usize, c.num_types());
+}
+
+#[test]
+fn window_units_split_token_sequences() {
+    let cfg = CorpusConfig { unit: Unit::Window(3), min_tokens: 2, ..CorpusConfig::default() };
+    let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+    c.add_texts(&[Some("a b c d e f g h")], 0).unwrap();
+    assert_eq!(c.candidates().windows(), &[0, 1, 2]);
+    assert_eq!(c.candidates().tokens(), &[3, 3, 2]);
+    assert!(Corpus::new(
+        Arc::new(Segmenter::Words),
+        CorpusConfig { unit: Unit::Window(0), ..CorpusConfig::default() }
+    )
+    .is_err());
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let docs: Vec<String> = (0..2000)
+        .map(|i| format!("doc {i} word{} shared text w{} {}", i % 97, i % 13, "x ".repeat(i % 5)))
+        .collect();
+    let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+    let mut results = Vec::new();
+    for threads in [1, 2, 8] {
+        threads::set_num_threads(threads);
+        let cfg = CorpusConfig { task_bytes: 4096, ..CorpusConfig::default() };
+        let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+        c.add_texts(&texts, 0).unwrap();
+        let w = type_weights(c.counts(), Weighting::Zipf);
+        results.push(lazy_greedy(c.candidates(), &w, 50).unwrap());
+    }
+    threads::set_num_threads(0);
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+#[test]
+fn malformed_tokenizer_is_an_error_not_a_panic() {
+    for bad in ["", "{", "{\"model\": 3}", "[]"] {
+        let e = Segmenter::from_tokenizer_json(bad, "bad.json");
+        assert!(matches!(e, Err(Error::Tokenizer { .. })), "{bad:?}");
+    }
+    assert!(matches!(
+        Segmenter::from_tokenizer_file("/nonexistent/tokenizer.json"),
+        Err(Error::Tokenizer { .. })
+    ));
+}
