@@ -146,7 +146,10 @@ def load_model(path_or_name: "str | os.PathLike[str]", dtype: Any = None, device
         dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
                  "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelNotFoundError(f"{path}: cannot load a tokenizer from the model folder ({exc})") from None
     model.eval()
     if device is not None:
         model.to(device)

@@ -1,3 +1,418 @@
+//! Python bindings of zipcal-core. Arguments are converted, the GIL is released
+//! once around the Rust work, and results come back as numpy arrays. Core errors
+//! map to the exception classes of `zipcal.errors`.
+
+use std::sync::Arc;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::PyArray as ArrowArray;
+use zipcal_core as core;
+
+fn err(py: Python<'_>, e: core::Error) -> PyErr {
+    let class = match &e {
+        core::Error::InvalidArgument(_) => "InvalidArgumentError",
+        core::Error::Tokenizer { .. } => "TokenizerError",
+        core::Error::InvalidInput(_) => "InputError",
+        core::Error::NotEnoughCandidates { .. } => "NotEnoughCandidatesError",
+        core::Error::Capacity(_) => "CapacityError",
+    };
+    let message = e.to_string();
+    match py
+        .import("zipcal.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((message.clone(),)))
+    {
+        Ok(obj) => PyErr::from_value(obj),
+        Err(_) => PyValueError::new_err(message),
+    }
+}
+
+/// How text becomes types: words mode or a `tokenizer.json`.
+#[pyclass(frozen, module = "zipcal._core")]
+struct Segmenter {
+    inner: Arc<core::Segmenter>,
+}
+
+#[pymethods]
+impl Segmenter {
+    /// Tokenizer-free mode: lowercased Unicode (UAX #29) words.
+    #[staticmethod]
+    fn words() -> Self {
+        Segmenter {
+            inner: Arc::new(core::Segmenter::Words),
+        }
+    }
+
+    /// Load a `tokenizer.json` file.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: &str) -> PyResult<Self> {
+        let seg = py
+            .detach(|| core::Segmenter::from_tokenizer_file(path))
+            .map_err(|e| err(py, e))?;
+        Ok(Segmenter { inner: Arc::new(seg) })
+    }
+
+    /// Load a tokenizer from the JSON text of a `tokenizer.json`.
+    #[staticmethod]
+    #[pyo3(signature = (json, name = "<tokenizer>"))]
+    fn from_json(py: Python<'_>, json: &str, name: &str) -> PyResult<Self> {
+        let seg = py
+            .detach(|| core::Segmenter::from_tokenizer_json(json, name))
+            .map_err(|e| err(py, e))?;
+        Ok(Segmenter { inner: Arc::new(seg) })
+    }
+
+    #[getter]
+    fn is_words(&self) -> bool {
+        self.inner.is_words()
+    }
+
+    /// Whether chunk-level caching is exact (and used) for this tokenizer.
+    #[getter]
+    fn chunkable(&self) -> bool {
+        self.inner.tokenizer().is_none_or(|t| t.chunkable())
+    }
+
+    /// Type names of a tokenizer (index = type id); empty in words mode.
+    fn type_names(&self) -> Vec<String> {
+        self.inner
+            .tokenizer()
+            .map(|t| t.type_names().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// `token id -> type id` table (`2**32 - 1` = no type); empty in words mode.
+    fn token_types<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.inner
+            .tokenizer()
+            .map(|t| t.token_type().to_vec())
+            .unwrap_or_default()
+            .into_pyarray(py)
+    }
+
+    /// Type ids of `text` from encoding it whole (no chunk cache).
+    fn types_plain<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let t = self.inner.tokenizer().ok_or_else(|| {
+            PyValueError::new_err("types_plain needs a tokenizer (words mode has no fixed types)")
+        })?;
+        let mut out = Vec::new();
+        py.detach(|| t.push_types_plain(text, &mut out))
+            .map_err(|e| err(py, e))?;
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Token ids of each text (special tokens added by the post-processor if asked).
+    #[pyo3(signature = (texts, add_special_tokens = true))]
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        add_special_tokens: bool,
+    ) -> PyResult<Vec<Bound<'py, PyArray1<i64>>>> {
+        let t = self
+            .inner
+            .tokenizer()
+            .ok_or_else(|| PyValueError::new_err("encode_batch needs a tokenizer"))?;
+        let ids: Result<Vec<Vec<i64>>, String> = py.detach(|| {
+            use rayon_free::par_map;
+            par_map(&texts, |s| {
+                t.tokenizer()
+                    .encode_fast(s.as_str(), add_special_tokens)
+                    .map(|e| e.get_ids().iter().map(|&i| i64::from(i)).collect())
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let ids = ids.map_err(|m| err(py, core::Error::InvalidInput(format!("tokenizer failed: {m}"))))?;
+        Ok(ids.into_iter().map(|v| v.into_pyarray(py)).collect())
+    }
+
+    /// Byte spans (start, end) of the tokens of `text` in `text`, without special tokens.
+    fn token_spans(&self, py: Python<'_>, text: &str) -> PyResult<Vec<(usize, usize)>> {
+        let t = self
+            .inner
+            .tokenizer()
+            .ok_or_else(|| PyValueError::new_err("token_spans needs a tokenizer"))?;
+        let enc = py
+            .detach(|| t.tokenizer().encode(text, false))
+            .map_err(|e| err(py, core::Error::InvalidInput(format!("tokenizer failed: {e}"))))?;
+        Ok(enc.get_offsets().to_vec())
+    }
+
+    /// Id of a token string, if it is in the vocabulary.
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.tokenizer().and_then(|t| t.tokenizer().token_to_id(token))
+    }
+
+    /// Vocabulary size including added tokens (0 in words mode).
+    fn vocab_size(&self) -> usize {
+        self.inner
+            .tokenizer()
+            .map_or(0, |t| t.token_type().len())
+    }
+}
+
+mod rayon_free {
+    /// Map over a slice on the zipcal pool, keeping order, stopping at the first error.
+    pub fn par_map<T: Sync, R: Send, E: Send>(
+        items: &[T],
+        f: impl Fn(&T) -> Result<R, E> + Sync + Send,
+    ) -> Result<Vec<R>, E> {
+        zipcal_core::threads::install(|| {
+            use rayon::prelude::*;
+            items.par_iter().map(&f).collect()
+        })
+    }
+}
+
+/// A corpus being ingested batch by batch.
+#[pyclass(module = "zipcal._core")]
+struct Corpus {
+    inner: core::Corpus,
+}
+
+fn report_dict<'py>(py: Python<'py>, r: &core::IngestReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("rows", r.rows)?;
+    d.set_item("null_rows", r.null_rows)?;
+    d.set_item("empty_rows", r.empty_rows)?;
+    d.set_item("short_candidates", r.short_candidates)?;
+    d.set_item("candidates", r.candidates)?;
+    d.set_item("tokens", r.tokens)?;
+    d.set_item("bytes", r.bytes)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl Corpus {
+    /// `unit` is "doc" or "window" (windows of `seq_len` tokens).
+    #[new]
+    #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = 1 << 20))]
+    fn new(
+        py: Python<'_>,
+        segmenter: &Segmenter,
+        unit: &str,
+        seq_len: usize,
+        min_tokens: usize,
+        cache_capacity: usize,
+        task_bytes: usize,
+    ) -> PyResult<Self> {
+        let unit = match unit {
+            "doc" => core::Unit::Doc,
+            "window" => core::Unit::Window(seq_len),
+            other => {
+                return Err(err(
+                    py,
+                    core::Error::InvalidArgument(format!(
+                        "unknown unit {other:?} (expected \"doc\" or \"window\")"
+                    )),
+                ))
+            }
+        };
+        let config = core::CorpusConfig {
+            unit,
+            min_tokens,
+            cache_capacity,
+            task_bytes: task_bytes.max(1),
+        };
+        let inner = core::Corpus::new(segmenter.inner.clone(), config).map_err(|e| err(py, e))?;
+        Ok(Corpus { inner })
+    }
+
+    /// Ingest an Arrow string array (anything with `__arrow_c_array__`), zero-copy.
+    /// Returns this batch's counters.
+    fn add_arrow<'py>(&mut self, py: Python<'py>, array: ArrowArray, first_row: u64) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let report = py
+            .detach(|| inner.add_arrow(array.array().as_ref(), first_row))
+            .map_err(|e| err(py, e))?;
+        report_dict(py, &report)
+    }
+
+    /// Ingest Python strings (None = null row): the slow path for plain iterables.
+    fn add_texts<'py>(&mut self, py: Python<'py>, texts: Vec<Option<String>>, first_row: u64) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut self.inner;
+        let report = py
+            .detach(|| {
+                let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+                inner.add_texts(&refs, first_row)
+            })
+            .map_err(|e| err(py, e))?;
+        report_dict(py, &report)
+    }
+
+    /// Counters over everything ingested.
+    fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        report_dict(py, self.inner.report())
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.candidates().len()
+    }
+
+    #[getter]
+    fn num_types(&self) -> usize {
+        self.inner.num_types()
+    }
+
+    #[getter]
+    fn cache_len(&self) -> usize {
+        self.inner.cache_len()
+    }
+
+    /// Source row of each candidate.
+    fn rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        self.inner.candidates().rows().to_vec().into_pyarray(py)
+    }
+
+    /// Window index of each candidate (0 for documents).
+    fn windows<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.inner.candidates().windows().to_vec().into_pyarray(py)
+    }
+
+    /// Token count of each candidate.
+    fn tokens<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        self.inner.candidates().tokens().to_vec().into_pyarray(py)
+    }
+
+    /// Number of distinct types of each candidate.
+    fn set_sizes<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        let c = self.inner.candidates();
+        (0..c.len())
+            .map(|i| c.set(i).len() as u64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    }
+
+    /// Distinct type ids of candidate `i`.
+    fn candidate_types<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let c = self.inner.candidates();
+        if i >= c.len() {
+            return Err(err(
+                py,
+                core::Error::InvalidArgument(format!("candidate {i} out of range ({} candidates)", c.len())),
+            ));
+        }
+        Ok(c.set(i).to_vec().into_pyarray(py))
+    }
+
+    /// Token occurrences of each type over all candidates.
+    fn counts<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        self.inner.counts().to_vec().into_pyarray(py)
+    }
+
+    /// Text of type `id`.
+    fn type_name(&self, id: u32) -> Option<String> {
+        self.inner.type_name(id).map(str::to_string)
+    }
+
+    /// Type names, index = type id.
+    fn type_names(&self) -> Vec<String> {
+        (0..self.inner.num_types() as u32)
+            .map(|t| self.inner.type_name(t).unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Type ids of one text through the ingestion path (ids past `num_types` for unseen words).
+    fn type_sequence<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let inner = &self.inner;
+        let seq = py.detach(|| inner.type_sequence(text)).map_err(|e| err(py, e))?;
+        Ok(seq.into_pyarray(py))
+    }
+
+    /// Integer type weights ("uniform" or "zipf").
+    fn weights<'py>(&self, py: Python<'py>, weighting: &str) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
+        Ok(core::type_weights(self.inner.counts(), w).into_pyarray(py))
+    }
+
+    /// Exact (lazy) greedy coverage selection of `n` candidates.
+    /// Returns (indices, gains, covered_types, evaluations).
+    #[pyo3(signature = (n, weighting = "uniform", naive = false))]
+    fn greedy<'py>(
+        &self,
+        py: Python<'py>,
+        n: i64,
+        weighting: &str,
+        naive: bool,
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>, u64, u64)> {
+        if n <= 0 {
+            return Err(err(py, core::Error::InvalidArgument(format!("n must be > 0, got {n}"))));
+        }
+        let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
+        let inner = &self.inner;
+        let g = py
+            .detach(|| {
+                let weights = core::type_weights(inner.counts(), w);
+                if naive {
+                    core::naive_greedy(inner.candidates(), &weights, n as usize)
+                } else {
+                    core::lazy_greedy(inner.candidates(), &weights, n as usize)
+                }
+            })
+            .map_err(|e| err(py, e))?;
+        let order: Vec<u64> = g.order.iter().map(|&i| i as u64).collect();
+        Ok((order.into_pyarray(py), g.gains.into_pyarray(py), g.covered_types, g.evaluations))
+    }
+
+    /// (distinct types, total weight) covered by the candidates `indices`.
+    #[pyo3(signature = (indices, weighting = "uniform"))]
+    fn coverage(&self, py: Python<'_>, indices: Vec<usize>, weighting: &str) -> PyResult<(u64, u64)> {
+        let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
+        let weights = core::type_weights(self.inner.counts(), w);
+        core::coverage(self.inner.candidates(), &weights, &indices).map_err(|e| err(py, e))
+    }
+}
+
+/// Words of `text` (UAX #29, original case).
+#[pyfunction]
+fn segment_words(text: &str) -> Vec<String> {
+    core::text::words(text).map(str::to_string).collect()
+}
+
+/// Byte spans (start, end) of the words of `text`.
+#[pyfunction]
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    core::text::word_spans(text)
+}
+
+/// Type normalisation of one token text (None when nothing is left).
+#[pyfunction]
+fn normalize_type(text: &str) -> Option<String> {
+    core::text::normalize_type(text)
+}
+
+/// Split `text` into the cache chunks used by ingestion.
+#[pyfunction]
+fn chunks(text: &str) -> Vec<String> {
+    core::text::Chunks::new(text).map(str::to_string).collect()
+}
+
+/// Set the number of worker threads (0 = default: `ZIPCAL_NUM_THREADS` or all CPUs).
+#[pyfunction]
+fn set_num_threads(n: usize) {
+    core::threads::set_num_threads(n)
+}
+
+/// Number of worker threads in use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    core::threads::num_threads()
+}
+
 #[pymodule]
-fn _core(_m: &Bound<'_, PyModule>) -> PyResult<()> { Ok(()) }
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Segmenter>()?;
+    m.add_class::<Corpus>()?;
+    m.add_function(wrap_pyfunction!(segment_words, m)?)?;
+    m.add_function(wrap_pyfunction!(word_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_type, m)?)?;
+    m.add_function(wrap_pyfunction!(chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add("NO_TYPE", core::NO_TYPE)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

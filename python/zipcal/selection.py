@@ -1,0 +1,546 @@
+"""The selection API: :func:`load_pool`, :func:`select`, :class:`Pool`, :class:`Selection`."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+
+from . import _core, strategies
+from .errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
+from .sources import ReadCounters, ReadOptions, iter_batches, total_bytes
+from .stats import frequency_summary, pool_stats
+from .tokenizer import describe, resolve, special_ids
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_TOKENS = 16
+PACKING_POLICIES = ("truncate", "random-window", "concat-chunk")
+
+
+@dataclass
+class _Part:
+    first_row: int
+    source: str
+    source_first_row: int
+    array: pa.Array
+
+
+@contextlib.contextmanager
+def _threads(n: Optional[int]) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    if n <= 0:
+        raise InvalidArgumentError(f"threads must be > 0, got {n}")
+    before = _core.get_num_threads()
+    _core.set_num_threads(n)
+    try:
+        yield
+    finally:
+        _core.set_num_threads(before)
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Pool:
+    """An ingested corpus: every candidate's type set, the pool's type counts, and
+    the texts (kept as the original Arrow arrays, zero-copy). Build one with
+    :func:`load_pool` and pass it to :func:`select` to run several strategies or
+    seeds without reading the corpus again."""
+
+    def __init__(
+        self,
+        corpus: "_core.Corpus",
+        segmenter: "_core.Segmenter",
+        parts: List[_Part],
+        *,
+        tokenizer: Any,
+        unit: str,
+        seq_len: int,
+        min_tokens: int,
+        ingest_seconds: float,
+        invalid_utf8_rows: int,
+    ) -> None:
+        self.corpus = corpus
+        self.segmenter = segmenter
+        self.tokenizer = tokenizer
+        self.tokenizer_name = describe(tokenizer)
+        self.unit = unit
+        self.seq_len = seq_len
+        self.min_tokens = min_tokens
+        self.ingest_seconds = ingest_seconds
+        self.invalid_utf8_rows = invalid_utf8_rows
+        self._parts = parts
+        self._starts = [p.first_row for p in parts]
+        self.rows = corpus.rows().astype(np.int64)
+        self.windows = corpus.windows().astype(np.int64)
+        self.tokens = corpus.tokens().astype(np.int64)
+        self.counts = corpus.counts()
+        self.report: Dict[str, int] = dict(corpus.report())
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    def __repr__(self) -> str:
+        return (
+            f"Pool({len(self)} candidates from {self.report['rows']} rows, "
+            f"{int((self.counts > 0).sum())} types, segmenter={self.tokenizer_name!r}, unit={self.unit!r})"
+        )
+
+    @property
+    def stats(self) -> Dict[str, Any]:
+        return pool_stats(self)
+
+    def _part(self, row: int) -> _Part:
+        k = bisect.bisect_right(self._starts, row) - 1
+        if k < 0 or row >= self._parts[k].first_row + len(self._parts[k].array):
+            raise InvalidArgumentError(f"row {row} is not in the pool")
+        return self._parts[k]
+
+    def row_text(self, row: int) -> str:
+        """The full text of source row ``row`` (global row number)."""
+        p = self._part(row)
+        value = p.array[row - p.first_row].as_py()
+        return "" if value is None else value
+
+    def row_origin(self, row: int) -> tuple:
+        """(source name, row inside that source) of global row ``row``."""
+        p = self._part(row)
+        return p.source, p.source_first_row + (row - p.first_row)
+
+    def candidate_text(self, i: int) -> str:
+        """Text of candidate ``i``: its document, or the slice of its window."""
+        text = self.row_text(int(self.rows[i]))
+        if self.unit == "doc":
+            return text
+        k = int(self.windows[i])
+        if self.segmenter.is_words:
+            spans = _core.word_spans(text)
+        else:
+            spans = self.segmenter.token_spans(text)
+        lo, hi = k * self.seq_len, min((k + 1) * self.seq_len, len(spans))
+        if lo >= hi:
+            return ""
+        raw = text.encode("utf-8")
+        return raw[spans[lo][0] : spans[hi - 1][1]].decode("utf-8", errors="ignore")
+
+    def candidate_type_sequence(self, i: int) -> np.ndarray:
+        """Type ids of candidate ``i``'s tokens (NO_TYPE for untyped tokens)."""
+        seq = self.corpus.type_sequence(self.row_text(int(self.rows[i])))
+        if self.unit == "window":
+            k = int(self.windows[i])
+            seq = seq[k * self.seq_len : (k + 1) * self.seq_len]
+        return seq
+
+
+def load_pool(
+    source: Any = None,
+    *,
+    tokenizer: Any = None,
+    unit: str = "doc",
+    seq_len: int = 2048,
+    min_tokens: Optional[int] = None,
+    text_column: Optional[str] = "text",
+    text_split: str = "auto",
+    encoding_errors: str = "strict",
+    threads: Optional[int] = None,
+    progress: bool = False,
+    cache_capacity: int = 4_000_000,
+) -> Pool:
+    """Read and tokenize a corpus into a :class:`Pool` (see :func:`select` for arguments).
+    ``source=None`` uses the embedded default corpus."""
+    if unit not in ("doc", "window"):
+        raise InvalidArgumentError(f"unit must be 'doc' or 'window', got {unit!r}")
+    seq_len = _positive("seq_len", seq_len)
+    if min_tokens is None:
+        min_tokens = min(DEFAULT_MIN_TOKENS, seq_len)
+    if isinstance(min_tokens, bool) or not isinstance(min_tokens, (int, np.integer)) or min_tokens < 0:
+        raise InvalidArgumentError(f"min_tokens must be an integer >= 0, got {min_tokens!r}")
+    if source is None:
+        from .default_corpus import default_corpus
+
+        source = default_corpus()
+    opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
+    segmenter = resolve(tokenizer)
+    corpus = _core.Corpus(
+        segmenter, unit=unit, seq_len=seq_len, min_tokens=int(min_tokens), cache_capacity=cache_capacity
+    )
+    counters = ReadCounters()
+    parts: List[_Part] = []
+    row = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        size = total_bytes(source)
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", file=sys.stderr, disable=None)
+    t0 = time.perf_counter()
+    with _threads(threads):
+        try:
+            for batch in iter_batches(source, opts, counters):
+                rep = corpus.add_arrow(batch.array, row)
+                parts.append(_Part(row, batch.source, batch.first_row, batch.array))
+                row += len(batch.array)
+                if bar is not None:
+                    bar.update(rep["bytes"])
+                    bar.set_postfix(candidates=len(corpus), refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+    elapsed = time.perf_counter() - t0
+    pool = Pool(
+        corpus,
+        segmenter,
+        parts,
+        tokenizer=tokenizer,
+        unit=unit,
+        seq_len=seq_len,
+        min_tokens=int(min_tokens),
+        ingest_seconds=elapsed,
+        invalid_utf8_rows=counters.invalid_utf8_rows,
+    )
+    log.info("read %s", pool)
+    return pool
+
+
+def select(
+    source: Any = None,
+    n: int = 128,
+    *,
+    seq_len: int = 2048,
+    tokenizer: Any = None,
+    strategy: str = "zipcal",
+    seed: int = 0,
+    unit: str = "doc",
+    min_tokens: Optional[int] = None,
+    text_column: Optional[str] = "text",
+    text_split: str = "auto",
+    encoding_errors: str = "strict",
+    threads: Optional[int] = None,
+    progress: bool = False,
+    **options: Any,
+) -> "Selection":
+    """Choose ``n`` calibration samples from ``source``.
+
+    Args:
+        source: a path (Parquet, Arrow IPC/Feather, JSONL, text), glob, folder or list of
+            paths; a pyarrow Table/RecordBatchReader/Dataset; a polars or pandas DataFrame;
+            a Hugging Face ``datasets.Dataset``; any Arrow PyCapsule stream; an iterable of
+            strings; or a :class:`Pool`. None = the embedded default corpus.
+        n: number of samples.
+        seq_len: calibration sequence length (windows for ``unit="window"``, packing).
+        tokenizer: 'words' (default, tokenizer-free), 'gpt2', a ``tokenizer.json`` path or
+            folder, a ``tokenizers.Tokenizer`` or a transformers fast tokenizer.
+        strategy: a name from :func:`zipcal.strategies` (``zipcal``, ``zipcal-zipf``,
+            ``zipcal-words-dataset``, ``random``, and model-based ones when registered).
+        seed: seed of every random choice (random strategy, shuffles, random windows).
+        unit: 'doc' (each row is a candidate) or 'window' (``seq_len``-token windows).
+        min_tokens: candidates with fewer tokens are skipped (default 16).
+        text_column: the text column of tabular inputs.
+        text_split: plain text files: 'line', 'blank' (paragraphs) or 'auto'.
+        encoding_errors: 'strict' (invalid UTF-8 is an error) or 'replace' (counted).
+        threads: worker threads for this call (default: ``ZIPCAL_NUM_THREADS`` or all CPUs).
+        progress: show progress bars on stderr.
+        **options: strategy options (``weighting=``, ``draw=``, ...).
+    """
+    n = _positive("n", n)
+    spec = strategies.get(strategy)
+    if isinstance(source, Pool):
+        pool = source
+    else:
+        pool = load_pool(
+            source,
+            tokenizer=tokenizer,
+            unit=unit,
+            seq_len=seq_len,
+            min_tokens=min_tokens,
+            text_column=text_column,
+            text_split=text_split,
+            encoding_errors=encoding_errors,
+            threads=threads,
+            progress=progress,
+        )
+    if len(pool) < n:
+        r = pool.report
+        raise NotEnoughCandidatesError(
+            f"only {len(pool)} usable candidates for n = {n} ({r['rows']} rows read: {r['null_rows']} null, "
+            f"{r['empty_rows']} empty, {r['short_candidates']} shorter than min_tokens={pool.min_tokens}); "
+            "lower n or min_tokens, or use unit='window'"
+        )
+    t0 = time.perf_counter()
+    with _threads(threads):
+        try:
+            picked = spec.fn(pool, n, seed=seed, **options)
+        except TypeError as e:
+            if "unexpected keyword" in str(e):
+                raise InvalidArgumentError(f"strategy {strategy!r}: {e}") from None
+            raise
+    seconds = time.perf_counter() - t0
+    sel = Selection(pool, picked, strategy=strategy, seed=seed, seconds=seconds, options=options)
+    log.info("selected %d samples with %s in %.3fs", n, strategy, seconds)
+    return sel
+
+
+class Selection:
+    """The chosen calibration samples.
+
+    Attributes:
+        indices: source row of each sample (global row number across all inputs).
+        candidates: candidate index of each sample in the pool.
+        windows: window index inside its row (``unit="window"``), else 0.
+        texts: the sample texts.
+        gains: marginal coverage gain of each pick (coverage strategies).
+        stats: coverage, tokens, type-token ratio and Zipf exponents, timings.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        picked: "strategies.Picked",
+        *,
+        strategy: str,
+        seed: int,
+        seconds: float,
+        options: Dict[str, Any],
+    ) -> None:
+        self.pool = pool
+        self.strategy = strategy
+        self.seed = seed
+        self.options = dict(options)
+        self.candidates = np.asarray(picked.candidates, dtype=np.int64)
+        self.indices = pool.rows[self.candidates]
+        self.windows = pool.windows[self.candidates]
+        self.token_counts = pool.tokens[self.candidates]
+        self.gains = picked.gains
+        self.synthetic = picked.texts is not None
+        self.texts: List[str] = (
+            list(picked.texts) if picked.texts is not None else [pool.candidate_text(int(c)) for c in self.candidates]
+        )
+        origins = [pool.row_origin(int(r)) for r in self.indices]
+        self.sources = [o[0] for o in origins]
+        self.source_rows = np.array([o[1] for o in origins], dtype=np.int64)
+        self.info = dict(picked.info)
+        self.seconds = seconds
+        self._type_counts: Optional[np.ndarray] = None
+        self.stats: Dict[str, Any] = self._stats()
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"Selection(n={len(self)}, strategy={self.strategy!r}, types covered "
+            f"{s['types_covered']}/{s['types_available']}, tokens {s['tokens_selected']})"
+        )
+
+    def type_counts(self) -> np.ndarray:
+        """Token count per type id over the selected samples."""
+        if self._type_counts is None:
+            seqs = (
+                [self.pool.corpus.type_sequence(t) for t in self.texts]
+                if self.synthetic
+                else [self.pool.candidate_type_sequence(int(c)) for c in self.candidates]
+            )
+            flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.uint32)
+            flat = flat[flat != _core.NO_TYPE].astype(np.int64)
+            size = max(self.pool.corpus.num_types, int(flat.max()) + 1 if len(flat) else 0)
+            self._type_counts = np.bincount(flat, minlength=size).astype(np.uint64)
+        return self._type_counts
+
+    def _stats(self) -> Dict[str, Any]:
+        pool = self.pool
+        types_available = int((pool.counts > 0).sum())
+        covered, _ = pool.corpus.coverage([int(c) for c in self.candidates], "uniform")
+        sel = frequency_summary(self.type_counts())
+        poolf = frequency_summary(pool.counts)
+        out: Dict[str, Any] = {
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "n": len(self),
+            "unit": pool.unit,
+            "segmenter": pool.tokenizer_name,
+            "types_covered": int(covered) if not self.synthetic else int(sel["types"]),
+            "types_available": types_available,
+            "coverage": (covered / types_available) if types_available else None,
+            "tokens_selected": int(self.token_counts.sum()) if not self.synthetic else int(sel["tokens"]),
+            "type_token_ratio": sel["type_token_ratio"],
+            "zipf_exponent": sel["zipf_exponent"],
+            "pool_candidates": len(pool),
+            "pool_tokens": poolf["tokens"],
+            "pool_type_token_ratio": poolf["type_token_ratio"],
+            "pool_zipf_exponent": poolf["zipf_exponent"],
+            "ingest_seconds": pool.ingest_seconds,
+            "select_seconds": self.seconds,
+        }
+        out.update({k: v for k, v in self.info.items() if k not in out})
+        return out
+
+    # ------------------------------------------------------------ packing
+
+    def _packing_segmenter(self, tokenizer: Any) -> "_core.Segmenter":
+        if tokenizer is not None:
+            return resolve(tokenizer)
+        if not self.pool.segmenter.is_words:
+            return self.pool.segmenter
+        raise TokenizerError(
+            "this selection was made in tokenizer-free 'words' mode: pass tokenizer= (the target "
+            "model's tokenizer.json, its folder, or a transformers tokenizer) to build input_ids"
+        )
+
+    def to_input_ids(
+        self,
+        seq_len: Optional[int] = None,
+        *,
+        tokenizer: Any = None,
+        policy: str = "truncate",
+        add_special_tokens: bool = True,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+        return_tensors: str = "auto",
+    ) -> Dict[str, Any]:
+        """Calibration tensors ``{"input_ids", "attention_mask"}`` of shape ``[rows, seq_len]``.
+
+        policy: 'truncate' (first ``seq_len`` tokens of each sample, right-padded),
+        'random-window' (a seeded random ``seq_len`` window of longer samples), or
+        'concat-chunk' (all samples joined with EOS and cut into full rows; at most n rows).
+        return_tensors: 'np', 'pt', or 'auto' (torch tensors when torch is installed).
+        Padding and truncation are recorded in ``self.stats['packing']``.
+        """
+        seq_len = _positive("seq_len", seq_len if seq_len is not None else self.pool.seq_len)
+        if policy not in PACKING_POLICIES:
+            raise InvalidArgumentError(f"policy must be one of {PACKING_POLICIES}, got {policy!r}")
+        if return_tensors not in ("auto", "np", "pt"):
+            raise InvalidArgumentError(f"return_tensors must be 'auto', 'np' or 'pt', got {return_tensors!r}")
+        seg = self._packing_segmenter(tokenizer)
+        pad_default, eos = special_ids(seg, tokenizer)
+        pad = pad_token_id if pad_token_id is not None else (pad_default if pad_default is not None else 0)
+        encoded = seg.encode_batch(self.texts, add_special_tokens)
+        total = int(sum(len(e) for e in encoded))
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        if policy == "concat-chunk":
+            pieces: List[np.ndarray] = []
+            for e in encoded:
+                pieces.append(e)
+                if eos is not None:
+                    pieces.append(np.array([eos], dtype=np.int64))
+            flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+            rows = min(len(self), len(flat) // seq_len)
+            if rows == 0:
+                rows_list = [flat[:seq_len]]
+            else:
+                rows_list = list(flat[: rows * seq_len].reshape(rows, seq_len))
+        else:
+            rows_list = []
+            for e in encoded:
+                if len(e) > seq_len and policy == "random-window":
+                    start = int(rng.integers(0, len(e) - seq_len + 1))
+                    rows_list.append(e[start : start + seq_len])
+                else:
+                    rows_list.append(e[:seq_len])
+        ids = np.full((len(rows_list), seq_len), pad, dtype=np.int64)
+        mask = np.zeros((len(rows_list), seq_len), dtype=np.int64)
+        for i, r in enumerate(rows_list):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        real = int(mask.sum())
+        self.stats["packing"] = {
+            "policy": policy,
+            "seq_len": seq_len,
+            "rows": len(rows_list),
+            "tokens": real,
+            "pad_tokens": int(mask.size - real),
+            "pad_fraction": float(1 - real / mask.size) if mask.size else 0.0,
+            "dropped_tokens": int(total + (len(encoded) if policy == "concat-chunk" and eos is not None else 0) - real),
+            "pad_token_id": int(pad),
+        }
+        want_torch = return_tensors == "pt" or (
+            return_tensors == "auto" and importlib.util.find_spec("torch") is not None
+        )
+        if want_torch:
+            try:
+                import torch
+            except ImportError:
+                raise MissingDependencyError("return_tensors='pt' needs torch: pip install 'zipcal[torch]'") from None
+            return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def to_dataset(self, seq_len: Optional[int] = None, **packing: Any) -> Any:
+        """A Hugging Face ``datasets.Dataset`` with ``input_ids`` and ``attention_mask``
+        columns, ready for llm-compressor's ``oneshot(dataset=...)``."""
+        try:
+            import datasets
+        except ImportError:
+            raise MissingDependencyError("to_dataset needs the datasets package: pip install datasets") from None
+        packing["return_tensors"] = "np"
+        batch = self.to_input_ids(seq_len, **packing)
+        return datasets.Dataset.from_dict(
+            {"input_ids": batch["input_ids"].tolist(), "attention_mask": batch["attention_mask"].tolist()}
+        )
+
+    # ------------------------------------------------------------ output
+
+    def to_arrow(self) -> pa.Table:
+        """One row per sample: row, source, source_row, window, tokens, gain, text."""
+        gains = self.gains if self.gains is not None else np.zeros(len(self), dtype=np.uint64)
+        return pa.table(
+            {
+                "row": pa.array(self.indices, type=pa.int64()),
+                "source": pa.array(self.sources, type=pa.string()),
+                "source_row": pa.array(self.source_rows, type=pa.int64()),
+                "window": pa.array(self.windows, type=pa.int64()),
+                "tokens": pa.array(self.token_counts, type=pa.int64()),
+                "gain": pa.array(np.asarray(gains, dtype=np.uint64), type=pa.uint64()),
+                "text": pa.array(self.texts, type=pa.string()),
+            }
+        )
+
+    def save(self, path: Union[str, os.PathLike], format: Optional[str] = None) -> None:
+        """Write the selection to Parquet or JSONL (chosen by ``format`` or the extension),
+        atomically: a temporary file in the same folder, renamed on success."""
+        from .io import atomic_path
+
+        fmt = format or os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+        table = self.to_arrow()
+        if fmt in ("parquet", "pq"):
+            import pyarrow.parquet as pq
+
+            meta = {b"zipcal": json.dumps(_jsonable(self.stats)).encode()}
+            table = table.replace_schema_metadata(meta)
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
+        elif fmt in ("jsonl", "json", "ndjson"):
+            with atomic_path(path) as tmp:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    for rec in table.to_pylist():
+                        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        else:
+            raise InvalidArgumentError(f"{path}: unknown output format {fmt!r} (use .parquet or .jsonl)")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

@@ -1,0 +1,454 @@
+"""Turn any supported corpus into a stream of Arrow string arrays.
+
+Supported: paths (Parquet, Arrow IPC / Feather, JSONL, plain text), globs, folders
+and lists of those; ``pyarrow`` Table / RecordBatch / RecordBatchReader / Dataset;
+``polars`` and ``pandas`` DataFrames; Hugging Face ``datasets.Dataset`` (and
+``IterableDataset``); any object exporting the Arrow PyCapsule stream interface;
+and, as the slow fallback, an iterable of strings (or of dicts with the text column).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, List, Optional, Sequence
+
+import pyarrow as pa
+
+from .errors import InputError, InvalidArgumentError, SourceNotFoundError
+
+log = logging.getLogger(__name__)
+
+PARQUET_EXT = {".parquet", ".pq"}
+ARROW_EXT = {".arrow", ".feather", ".ipc", ".arrows"}
+JSONL_EXT = {".jsonl", ".ndjson", ".json"}
+TEXT_EXT = {".txt", ".text", ".md", ".rst", ".tokens", ".raw"}
+SUPPORTED_EXT = PARQUET_EXT | ARROW_EXT | JSONL_EXT | TEXT_EXT
+
+BATCH_ROWS = 8192
+TEXT_BLOCK_BYTES = 32 << 20
+
+
+@dataclass
+class Batch:
+    """One Arrow string array from one source; ``first_row`` is its offset in that source."""
+
+    source: str
+    first_row: int
+    array: pa.Array
+
+
+@dataclass
+class ReadOptions:
+    text_column: Optional[str] = "text"
+    text_split: str = "auto"  # "auto" | "line" | "blank"
+    encoding_errors: str = "strict"  # "strict" | "replace"
+    batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        if self.text_split not in ("auto", "line", "blank"):
+            raise InvalidArgumentError(
+                f"text_split must be 'auto', 'line' or 'blank', got {self.text_split!r}"
+            )
+        if self.encoding_errors not in ("strict", "replace"):
+            raise InvalidArgumentError(
+                f"encoding_errors must be 'strict' or 'replace', got {self.encoding_errors!r}"
+            )
+
+
+class ReadCounters:
+    """Counts of things fixed up while reading (reported in stats)."""
+
+    def __init__(self) -> None:
+        self.invalid_utf8_rows = 0
+        self.files = 0
+
+
+# ---------------------------------------------------------------- path handling
+
+def _has_glob(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def expand_paths(spec: Any) -> List[str]:
+    """Expand a path, glob, folder, or list of those into sorted existing files."""
+    items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    out: List[str] = []
+    for item in items:
+        s = os.fspath(item)
+        if _has_glob(s):
+            matches = sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise SourceNotFoundError(f"{s}: the pattern matches no file")
+            out.extend(matches)
+        elif os.path.isdir(s):
+            matches = sorted(
+                str(p) for p in Path(s).iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_EXT
+            )
+            if not matches:
+                raise SourceNotFoundError(f"{s}: the folder holds no supported file ({', '.join(sorted(SUPPORTED_EXT))})")
+            out.extend(matches)
+        elif os.path.isfile(s):
+            out.append(s)
+        else:
+            raise SourceNotFoundError(f"{s}: no such file")
+    return out
+
+
+def _looks_like_paths(items: Sequence[Any]) -> bool:
+    if not items:
+        return False
+    for it in items:
+        if isinstance(it, os.PathLike):
+            continue
+        if not isinstance(it, str) or "\n" in it or len(it) > 4096:
+            return False
+        if not (os.path.exists(it) or (_has_glob(it) and glob.glob(it))):
+            return False
+    return True
+
+
+def total_bytes(source: Any) -> Optional[int]:
+    """Size of the input in bytes where cheaply known (for progress bars)."""
+    try:
+        if isinstance(source, (str, os.PathLike)) or (
+            isinstance(source, (list, tuple)) and _looks_like_paths(source)
+        ):
+            return sum(os.path.getsize(p) for p in expand_paths(source))
+    except (OSError, InputError):
+        return None
+    return None
+
+
+# ---------------------------------------------------------------- column handling
+
+def _is_string_type(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def pick_column(schema: pa.Schema, text_column: Optional[str], where: str) -> str:
+    """Name of the text column in ``schema``; a clear error when it is missing or not text."""
+    names = schema.names
+    if text_column is not None and text_column in names:
+        t = schema.field(text_column).type
+        if not (_is_string_type(t) or (pa.types.is_dictionary(t) and _is_string_type(t.value_type))):
+            raise InputError(
+                f"{where}: column {text_column!r} has type {t}, expected strings"
+            )
+        return text_column
+    text_cols = [f.name for f in schema if _is_string_type(f.type)]
+    if len(text_cols) == 1 and text_column in (None, "text"):
+        log.info("%s: using the only string column %r", where, text_cols[0])
+        return text_cols[0]
+    wanted = f"no column {text_column!r}" if text_column else "no text column chosen"
+    raise InputError(
+        f"{where}: {wanted}; columns are {names} (choose one with text_column= / --text-column)"
+    )
+
+
+def _as_string_array(arr: Any) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    return arr
+
+
+def _table_batches(table: pa.Table, col: str, where: str, rows: int) -> Iterator[Batch]:
+    first = 0
+    for chunk in table.column(col).chunks:
+        for start in range(0, len(chunk), rows):
+            piece = chunk.slice(start, rows)
+            yield Batch(where, first, _as_string_array(piece))
+            first += len(piece)
+
+
+def _reader_batches(reader: Any, col: Optional[str], where: str) -> Iterator[Batch]:
+    first = 0
+    name = pick_column(reader.schema, col, where)
+    for rb in reader:
+        arr = _as_string_array(rb.column(rb.schema.get_field_index(name)))
+        yield Batch(where, first, arr)
+        first += len(arr)
+
+
+# ---------------------------------------------------------------- file readers
+
+def _parquet(path: str, opts: ReadOptions) -> Iterator[Batch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        col = pick_column(pf.schema_arrow, opts.text_column, path)
+        first = 0
+        for rb in pf.iter_batches(batch_size=opts.batch_rows, columns=[col]):
+            arr = _as_string_array(rb.column(0))
+            yield Batch(path, first, arr)
+            first += len(arr)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{path}: not a readable Parquet file ({e})") from None
+
+
+def _arrow_ipc(path: str, opts: ReadOptions) -> Iterator[Batch]:
+    import pyarrow.ipc as ipc
+
+    try:
+        try:
+            reader = ipc.open_file(path)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            schema = reader.schema
+        except pa.ArrowInvalid:
+            stream = ipc.open_stream(path)
+            batches, schema = iter(stream), stream.schema
+        col = pick_column(schema, opts.text_column, path)
+        first = 0
+        for rb in batches:
+            arr = _as_string_array(rb.column(schema.get_field_index(col)))
+            yield Batch(path, first, arr)
+            first += len(arr)
+    except (pa.ArrowInvalid, pa.ArrowIOError) as e:
+        raise InputError(f"{path}: not a readable Arrow IPC / Feather file ({e})") from None
+
+
+def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+    """Line-by-line JSONL reader: slower, but names the exact line of any problem."""
+    col = opts.text_column or "text"
+    texts: List[Optional[str]] = []
+    first = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8", errors=opts.encoding_errors)
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}: line {lineno}: invalid UTF-8 at byte {e.start}") from None
+            if "\ufffd" in line and b"\xef\xbf\xbd" not in raw:
+                counters.invalid_utf8_rows += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            if col not in obj:
+                raise InputError(f"{path}: line {lineno}: no key {col!r} (keys: {sorted(obj)[:10]})")
+            value = obj[col]
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string"
+                )
+            texts.append(value)
+            if len(texts) >= opts.batch_rows:
+                yield Batch(path, first, pa.array(texts, type=pa.string()))
+                first += len(texts)
+                texts = []
+    if texts:
+        yield Batch(path, first, pa.array(texts, type=pa.string()))
+
+
+def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+    # Fast path: Arrow's multi-threaded JSON reader when the whole file parses cleanly;
+    # otherwise the line reader, which reports the faulty line.
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(path)
+        col = pick_column(table.schema, opts.text_column, path)
+    except (pa.ArrowInvalid, InputError, pa.ArrowNotImplementedError):
+        yield from _jsonl_python(path, opts, counters)
+        return
+    yield from _table_batches(table, col, path, opts.batch_rows)
+
+
+def _detect_blank_split(sample: str) -> bool:
+    """True when documents look like multi-line paragraphs separated by blank lines."""
+    lines = sample.split("\n")[:-1]
+    content = [i for i, l in enumerate(lines) if l.strip()]
+    if len(content) < 2:
+        return False
+    followed = sum(1 for i in content if i + 1 < len(lines) and lines[i + 1].strip())
+    return followed / len(content) >= 0.3
+
+
+def _text(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+    mode = opts.text_split
+    first = 0
+    line_base = 0  # lines consumed before the current block
+    pending: List[str] = []  # lines of an unfinished paragraph (blank mode)
+    docs: List[str] = []
+    carry = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(TEXT_BLOCK_BYTES)
+            data = carry + block
+            if not block:
+                if not data:
+                    break
+                cut = len(data)
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+            part, carry = data[:cut], data[cut:]
+            try:
+                text = part.decode("utf-8")
+            except UnicodeDecodeError as e:
+                if opts.encoding_errors == "strict":
+                    line = line_base + part.count(b"\n", 0, e.start) + 1
+                    column = e.start - (part.rfind(b"\n", 0, e.start) + 1)
+                    raise InputError(
+                        f"{path}: line {line}: invalid UTF-8 at byte {column}"
+                        " (use encoding_errors='replace' / --encoding-errors replace to replace it)"
+                    ) from None
+                bad = 0
+                lines_raw = part.split(b"\n")
+                for lr in lines_raw:
+                    try:
+                        lr.decode("utf-8")
+                    except UnicodeDecodeError:
+                        bad += 1
+                counters.invalid_utf8_rows += bad
+                text = part.decode("utf-8", errors="replace")
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            line_base += len(lines)
+            if mode == "auto":
+                mode = "blank" if _detect_blank_split(text[: 1 << 20]) else "line"
+                log.info("%s: one document per %s", path, "paragraph" if mode == "blank" else "line")
+            for l in lines:
+                if l.endswith("\r"):
+                    l = l[:-1]
+                if mode == "line":
+                    docs.append(l)
+                elif l.strip():
+                    pending.append(l)
+                elif pending:
+                    docs.append("\n".join(pending))
+                    pending = []
+            while len(docs) >= opts.batch_rows:
+                yield Batch(path, first, pa.array(docs[: opts.batch_rows], type=pa.string()))
+                first += opts.batch_rows
+                docs = docs[opts.batch_rows :]
+            if not block:
+                break
+    if pending:
+        docs.append("\n".join(pending))
+    if docs:
+        yield Batch(path, first, pa.array(docs, type=pa.string()))
+
+
+def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+    ext = Path(path).suffix.lower()
+    counters.files += 1
+    if ext in PARQUET_EXT:
+        yield from _parquet(path, opts)
+    elif ext in ARROW_EXT:
+        yield from _arrow_ipc(path, opts)
+    elif ext in JSONL_EXT:
+        yield from _jsonl(path, opts, counters)
+    else:
+        yield from _text(path, opts, counters)
+
+
+# ---------------------------------------------------------------- in-memory objects
+
+def _iterable_batches(items: Iterable[Any], opts: ReadOptions, where: str) -> Iterator[Batch]:
+    col = opts.text_column or "text"
+    texts: List[Optional[str]] = []
+    first = 0
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            if col not in item:
+                raise InputError(f"{where}: row {i}: no key {col!r}")
+            item = item[col]
+        if item is not None and not isinstance(item, str):
+            raise InputError(f"{where}: row {i}: expected a string, got {type(item).__name__}")
+        texts.append(item)
+        if len(texts) >= opts.batch_rows:
+            yield Batch(where, first, pa.array(texts, type=pa.string()))
+            first += len(texts)
+            texts = []
+    if texts:
+        yield Batch(where, first, pa.array(texts, type=pa.string()))
+
+
+def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
+    """Yield :class:`Batch` es of text from any supported source."""
+    counters = counters or ReadCounters()
+    if isinstance(source, (str, os.PathLike)):
+        for p in expand_paths(source):
+            yield from _file_batches(p, opts, counters)
+        return
+    if isinstance(source, (list, tuple)) and _looks_like_paths(source):
+        for p in expand_paths(source):
+            yield from _file_batches(p, opts, counters)
+        return
+    mod = type(source).__module__ or ""
+    if isinstance(source, pa.Table):
+        col = pick_column(source.schema, opts.text_column, "<pyarrow.Table>")
+        yield from _table_batches(source, col, "<pyarrow.Table>", opts.batch_rows)
+        return
+    if isinstance(source, pa.RecordBatch):
+        yield from _reader_batches(pa.RecordBatchReader.from_batches(source.schema, [source]), opts.text_column, "<pyarrow.RecordBatch>")
+        return
+    if isinstance(source, pa.RecordBatchReader):
+        yield from _reader_batches(source, opts.text_column, "<pyarrow.RecordBatchReader>")
+        return
+    if isinstance(source, (pa.Array, pa.ChunkedArray)):
+        if not _is_string_type(source.type):
+            raise InputError(f"<pyarrow array>: type {source.type}, expected strings")
+        yield from _table_batches(pa.table({"text": source}), "text", "<pyarrow array>", opts.batch_rows)
+        return
+    if mod.startswith("pyarrow") and hasattr(source, "to_batches") and hasattr(source, "schema"):
+        # pyarrow.dataset.Dataset / Scanner
+        col = pick_column(source.schema, opts.text_column, "<pyarrow.dataset>")
+        first = 0
+        for rb in source.to_batches(columns=[col]):
+            arr = _as_string_array(rb.column(0))
+            yield Batch("<pyarrow.dataset>", first, arr)
+            first += len(arr)
+        return
+    if mod.startswith("datasets"):
+        if hasattr(source, "flatten_indices") and hasattr(source, "data"):
+            ds = source.flatten_indices() if getattr(source, "_indices", None) is not None else source
+            table = ds.data.table if hasattr(ds.data, "table") else ds.data
+            col = pick_column(table.schema, opts.text_column, "<datasets.Dataset>")
+            yield from _table_batches(table, col, "<datasets.Dataset>", opts.batch_rows)
+            return
+        yield from _iterable_batches(source, opts, "<datasets.IterableDataset>")
+        return
+    if mod.startswith("pandas") and hasattr(source, "columns"):
+        table = pa.Table.from_pandas(source, preserve_index=False)
+        col = pick_column(table.schema, opts.text_column, "<pandas.DataFrame>")
+        yield from _table_batches(table, col, "<pandas.DataFrame>", opts.batch_rows)
+        return
+    if hasattr(source, "__arrow_c_stream__"):
+        where = f"<{type(source).__module__}.{type(source).__name__}>"
+        reader = pa.RecordBatchReader.from_stream(source)
+        if pa.types.is_struct(reader.schema.field(0).type) if reader.schema.names == [""] else False:
+            raise InputError(f"{where}: expected a table stream")
+        yield from _reader_batches(reader, opts.text_column, where)
+        return
+    if hasattr(source, "__arrow_c_array__"):
+        arr = pa.array(source)
+        if pa.types.is_struct(arr.type):
+            rb = pa.RecordBatch.from_struct_array(arr)
+            yield from _reader_batches(pa.RecordBatchReader.from_batches(rb.schema, [rb]), opts.text_column, "<arrow array>")
+        else:
+            yield from iter_batches(arr, opts, counters)
+        return
+    if isinstance(source, (bytes, bytearray)) or not hasattr(source, "__iter__"):
+        raise InvalidArgumentError(
+            f"unsupported source of type {type(source).__name__}: pass a path, a table, a dataset, "
+            "an Arrow stream or an iterable of strings"
+        )
+    yield from _iterable_batches(source, opts, f"<{type(source).__name__}>")

@@ -1,0 +1,91 @@
+"""Corpus and selection statistics: coverage, type-token ratio, Zipf exponent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .selection import Pool, Selection
+
+
+def zipf_exponent(counts: np.ndarray) -> Optional[float]:
+    """Zipf exponent ``s`` of a frequency vector: the least-squares slope of
+    log(frequency) on log(rank), negated (frequency ~ rank**-s). None with < 2 types."""
+    f = np.sort(np.asarray(counts, dtype=np.float64)[np.asarray(counts) > 0])[::-1]
+    if len(f) < 2:
+        return None
+    ranks = np.arange(1, len(f) + 1, dtype=np.float64)
+    slope = np.polyfit(np.log(ranks), np.log(f), 1)[0]
+    return float(-slope)
+
+
+def frequency_summary(counts: np.ndarray) -> Dict[str, Any]:
+    counts = np.asarray(counts)
+    tokens = int(counts.sum())
+    types = int((counts > 0).sum())
+    return {
+        "tokens": tokens,
+        "types": types,
+        "type_token_ratio": (types / tokens) if tokens else None,
+        "zipf_exponent": zipf_exponent(counts),
+    }
+
+
+def pool_stats(pool: "Pool") -> Dict[str, Any]:
+    r = pool.report
+    out: Dict[str, Any] = {
+        "segmenter": pool.tokenizer_name,
+        "unit": pool.unit,
+        "rows": r["rows"],
+        "null_rows": r["null_rows"],
+        "empty_rows": r["empty_rows"],
+        "invalid_utf8_rows": pool.invalid_utf8_rows,
+        "short_candidates_skipped": r["short_candidates"],
+        "candidates": r["candidates"],
+        "bytes": r["bytes"],
+        "ingest_seconds": pool.ingest_seconds,
+    }
+    out.update(frequency_summary(pool.counts))
+    return out
+
+
+def corpus_stats(source: Any, **pool_kwargs: Any) -> Dict[str, Any]:
+    """Statistics of a corpus (any source :func:`zipcal.select` accepts)."""
+    from .selection import load_pool
+
+    return pool_stats(load_pool(source, **pool_kwargs))
+
+
+def plot_rank_frequency(pool: "Pool", selection: Optional["Selection"], path: str) -> None:
+    """Write a log-log rank-frequency plot (pool vs selection) to ``path`` (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("--plot needs matplotlib: pip install 'zipcal[plot]'") from None
+    from .io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    series = [("pool", pool.counts)]
+    if selection is not None:
+        series.append((f"selection ({selection.strategy}, n={len(selection)})", selection.type_counts()))
+    for label, counts in series:
+        f = np.sort(np.asarray(counts, dtype=np.float64)[np.asarray(counts) > 0])[::-1]
+        if len(f) == 0:
+            continue
+        s = zipf_exponent(counts)
+        ax.loglog(np.arange(1, len(f) + 1), f / f.sum(), label=f"{label}, s={s:.2f}" if s else label)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("relative frequency")
+    ax.set_title("Rank-frequency of types")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
