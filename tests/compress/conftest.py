@@ -85,3 +85,15 @@ def calib_batch():
     mask[5, 9:] = 0
     ids[mask == 0] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture()
+def make_model():
+    """``make_model(kind, vocab_size=320)`` -> tiny random model (llama | gpt2 | opt)."""
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def doc_texts():
+    """A few dozen English paragraphs (Python documentation)."""
+    return corpus_texts(40)

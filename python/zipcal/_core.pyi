@@ -1,0 +1,103 @@
+"""Rust core of zipcal (compiled extension). Heavy work runs without the GIL."""
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "NO_TYPE",
+    "Corpus",
+    "Segmenter",
+    "chunks",
+    "get_num_threads",
+    "normalize_type",
+    "segment_words",
+    "set_num_threads",
+    "word_spans",
+    "__version__",
+]
+
+NO_TYPE: int
+"""Type id of tokens without a type (special or whitespace-only tokens): 2**32 - 1."""
+__version__: str
+
+@final
+class Segmenter:
+    """How text becomes types: tokenizer-free words or a ``tokenizer.json``."""
+
+    @staticmethod
+    def words() -> Segmenter:
+        """Lowercased Unicode (UAX #29) words."""
+    @staticmethod
+    def from_file(path: str) -> Segmenter:
+        """Load a ``tokenizer.json`` file (raises TokenizerError)."""
+    @staticmethod
+    def from_json(json: str, name: str = "<tokenizer>") -> Segmenter:
+        """Load a tokenizer from the text of a ``tokenizer.json``."""
+    @property
+    def is_words(self) -> bool: ...
+    @property
+    def chunkable(self) -> bool:
+        """Whether exact chunk-level caching is used for this tokenizer."""
+    def type_names(self) -> List[str]:
+        """Type strings of a tokenizer, index = type id (empty in words mode)."""
+    def token_types(self) -> npt.NDArray[np.uint32]:
+        """``token id -> type id`` table (NO_TYPE = no type)."""
+    def types_plain(self, text: str) -> npt.NDArray[np.uint32]:
+        """Type ids of ``text`` from encoding it whole, without the chunk cache."""
+    def encode_batch(self, texts: List[str], add_special_tokens: bool = True) -> List[npt.NDArray[np.int64]]:
+        """Token ids of each text (in parallel)."""
+    def token_spans(self, text: str) -> List[Tuple[int, int]]:
+        """Byte spans of the tokens of ``text``."""
+    def token_to_id(self, token: str) -> Optional[int]: ...
+    def vocab_size(self) -> int: ...
+
+@final
+class Corpus:
+    """A corpus ingested batch by batch: candidate type sets and pool type counts."""
+
+    def __new__(
+        cls,
+        segmenter: Segmenter,
+        unit: str = "doc",
+        seq_len: int = 0,
+        min_tokens: int = 1,
+        cache_capacity: int = 4000000,
+        task_bytes: int = ...,
+    ) -> Corpus: ...
+    def add_arrow(self, array: Any, first_row: int) -> Dict[str, int]:
+        """Ingest an Arrow string array (``__arrow_c_array__``) zero-copy; returns batch counters."""
+    def add_texts(self, texts: Sequence[Optional[str]], first_row: int) -> Dict[str, int]:
+        """Ingest Python strings (None = null row)."""
+    def report(self) -> Dict[str, int]:
+        """Counters over everything ingested (rows, null_rows, empty_rows, short_candidates, candidates, tokens, bytes)."""
+    def __len__(self) -> int: ...
+    @property
+    def num_types(self) -> int: ...
+    @property
+    def cache_len(self) -> int: ...
+    def rows(self) -> npt.NDArray[np.uint64]: ...
+    def windows(self) -> npt.NDArray[np.uint32]: ...
+    def tokens(self) -> npt.NDArray[np.uint64]: ...
+    def set_sizes(self) -> npt.NDArray[np.uint64]: ...
+    def candidate_types(self, i: int) -> npt.NDArray[np.uint32]: ...
+    def counts(self) -> npt.NDArray[np.uint64]: ...
+    def type_name(self, id: int) -> Optional[str]: ...
+    def type_names(self) -> List[str]: ...
+    def type_sequence(self, text: str) -> npt.NDArray[np.uint32]:
+        """Type ids of one text through the ingestion path (unseen words get ids >= num_types)."""
+    def weights(self, weighting: str) -> npt.NDArray[np.uint64]: ...
+    def greedy(
+        self, n: int, weighting: str = "uniform", naive: bool = False
+    ) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int]:
+        """Exact greedy coverage: (indices, gains, covered types, gain evaluations)."""
+    def coverage(self, indices: List[int], weighting: str = "uniform") -> Tuple[int, int]:
+        """(distinct types, total weight) covered by the given candidates."""
+
+def segment_words(text: str) -> List[str]: ...
+def word_spans(text: str) -> List[Tuple[int, int]]: ...
+def normalize_type(text: str) -> Optional[str]: ...
+def chunks(text: str) -> List[str]: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...

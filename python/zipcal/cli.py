@@ -1,0 +1,252 @@
+"""The ``zipcal`` command line.
+
+    zipcal select [INPUT ...] -n 128 --seq-len 2048 --tokenizer tokenizer.json -o calib.parquet
+    zipcal select                     # the embedded default corpus, explained
+    zipcal stats INPUT ... [--plot rank_frequency.png]
+    zipcal strategies
+    zipcal compress / zipcal eval     # with zipcal[torch]
+
+Exit codes: 0 success, 2 bad input or arguments (one-line message), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import __version__
+from .errors import ZipcalError
+
+log = logging.getLogger("zipcal")
+
+
+def _common_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="Parquet / Arrow / JSONL / text files, globs or folders (none: the embedded default corpus)",
+    )
+    p.add_argument("--tokenizer", default="words", help="'words' (default), 'gpt2', or a tokenizer.json (or its folder)")
+    p.add_argument("--text-column", default="text", help="text column of tabular inputs (default: text)")
+    p.add_argument("--text-split", choices=["auto", "line", "blank"], default="auto", help="plain text: one document per line or per blank-line-separated paragraph")
+    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict", help="invalid UTF-8 in text files: fail (default) or replace and count")
+    p.add_argument("--unit", choices=["doc", "window"], default="doc", help="candidates: whole documents or seq-len-token windows")
+    p.add_argument("--seq-len", type=int, default=2048, help="calibration sequence length (default 2048)")
+    p.add_argument("--min-tokens", type=int, default=None, help="skip candidates shorter than this (default 16)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: ZIPCAL_NUM_THREADS or all CPUs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
+
+
+def _pool_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    return dict(
+        tokenizer=args.tokenizer,
+        unit=args.unit,
+        seq_len=args.seq_len,
+        min_tokens=args.min_tokens,
+        text_column=args.text_column,
+        text_split=args.text_split,
+        encoding_errors=args.encoding_errors,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+
+
+def _source(args: argparse.Namespace) -> Any:
+    if not args.inputs:
+        return None
+    return args.inputs[0] if len(args.inputs) == 1 else list(args.inputs)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _print_table(title: str, rows: Dict[str, Any], out: Any) -> None:
+    print(title, file=out)
+    width = max(len(k) for k in rows) if rows else 0
+    for k, v in rows.items():
+        if isinstance(v, dict):
+            continue
+        print(f"  {k.ljust(width)}  {_fmt(v)}", file=out)
+
+
+def _strategy_options(args: argparse.Namespace) -> Dict[str, Any]:
+    opts: Dict[str, Any] = {}
+    if args.weighting is not None:
+        opts["weighting"] = args.weighting
+    if args.draw is not None:
+        opts["draw"] = args.draw
+    for item in args.option or []:
+        if "=" not in item:
+            raise _usage(f"--option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            opts[k.replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k.replace("-", "_")] = v
+    return opts
+
+
+class _UsageError(ZipcalError, ValueError):
+    pass
+
+
+def _usage(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from .default_corpus import DESCRIPTION
+    from .selection import load_pool, select
+
+    source = _source(args)
+    out = sys.stdout
+    if source is None and not args.quiet:
+        print(
+            textwrap.fill(
+                f"No input given: selecting from the embedded default corpus, {DESCRIPTION}. "
+                f"Pass Parquet/JSONL/text files (or globs) to select from your own data.",
+                width=100,
+            ),
+            file=sys.stderr,
+        )
+    pool = load_pool(source, **_pool_kwargs(args))
+    sel = select(pool, args.n, strategy=args.strategy, seed=args.seed, threads=args.threads, **_strategy_options(args))
+    if args.output:
+        sel.save(args.output)
+    if args.stats_json:
+        from .io import atomic_path
+
+        with atomic_path(args.stats_json) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"pool": pool.stats, "selection": sel.stats}, f, indent=2, default=float)
+    if args.plot:
+        from .stats import plot_rank_frequency
+
+        plot_rank_frequency(pool, sel, args.plot)
+    if not args.quiet:
+        s = sel.stats
+        summary = {
+            "strategy": s["strategy"],
+            "segmenter": s["segmenter"],
+            "unit": s["unit"],
+            "pool rows": pool.report["rows"],
+            "pool candidates": s["pool_candidates"],
+            "selected": s["n"],
+            "types covered": f"{s['types_covered']} / {s['types_available']} ({100 * (s['coverage'] or 0):.1f}%)",
+            "tokens selected": s["tokens_selected"],
+            "type-token ratio": f"{_fmt(s['type_token_ratio'])} (pool {_fmt(s['pool_type_token_ratio'])})",
+            "Zipf exponent": f"{_fmt(s['zipf_exponent'])} (pool {_fmt(s['pool_zipf_exponent'])})",
+            "read + tokenize": f"{s['ingest_seconds']:.3f} s",
+            "select": f"{s['select_seconds']:.4f} s",
+        }
+        _print_table("zipcal select", summary, out)
+        if args.output:
+            print(f"wrote {len(sel)} rows to {args.output}", file=out)
+        else:
+            print("first samples (use -o FILE.parquet|.jsonl to save all):", file=out)
+            for i in range(min(3, len(sel))):
+                snippet = " ".join(sel.texts[i].split())[:96]
+                print(f"  [{sel.indices[i]}] {snippet}", file=out)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .selection import load_pool, select
+
+    pool = load_pool(_source(args), **_pool_kwargs(args))
+    stats = pool.stats
+    if args.json:
+        print(json.dumps(stats, indent=2, default=float))
+    else:
+        _print_table(f"zipcal stats ({'default corpus' if not args.inputs else ', '.join(args.inputs)})", stats, sys.stdout)
+    if args.plot:
+        from .stats import plot_rank_frequency
+
+        sel = select(pool, min(args.n, len(pool))) if len(pool) else None
+        plot_rank_frequency(pool, sel, args.plot)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from .strategies import available
+
+    for name, desc in available().items():
+        print(f"{name:24s} {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zipcal",
+        description="Fast, model-agnostic calibration data selection for pruning and quantizing LLMs.",
+    )
+    parser.add_argument("--version", action="version", version=f"zipcal {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("select", help="choose calibration samples", description="Choose n calibration samples by lexical coverage (or another strategy).")
+    _common_input_args(p)
+    p.add_argument("-n", type=int, default=128, help="number of samples (default 128)")
+    p.add_argument("--strategy", default="zipcal", help="zipcal (default), zipcal-zipf, zipcal-words-dataset, random, ... (see `zipcal strategies`)")
+    p.add_argument("--weighting", choices=["uniform", "zipf"], default=None, help="type weights for zipcal strategies")
+    p.add_argument("--draw", type=int, default=None, help="random strategy: index of a disjoint draw with the same seed")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("-o", "--output", help="write the selection to this .parquet or .jsonl file (atomically)")
+    p.add_argument("--stats-json", help="also write pool and selection statistics to this JSON file")
+    p.add_argument("--plot", help="write a rank-frequency plot (PNG) of pool vs selection (needs matplotlib)")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("stats", help="corpus statistics (types, tokens, Zipf exponent)")
+    _common_input_args(p)
+    p.add_argument("--plot", help="write a rank-frequency plot (PNG) of the pool vs a zipcal selection")
+    p.add_argument("-n", type=int, default=128, help="selection size for --plot (default 128)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("strategies", help="list selection strategies")
+    p.set_defaults(func=cmd_strategies)
+
+    try:
+        from .compress.cli import register as register_compress
+    except ImportError:
+        register_compress = None
+    if register_compress is not None:
+        register_compress(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ZipcalError as e:
+        print(f"zipcal: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zipcal: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
