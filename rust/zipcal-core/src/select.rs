@@ -97,6 +97,24 @@ impl PartialOrd for Entry {
     }
 }
 
+/// Heap key packing (gain, size, reversed index) into one integer, so that integer
+/// order is the greedy order: larger gain, then larger set, then lower index.
+/// Sizes saturate at 2^32 - 1 (a set that large cannot exist: type ids are u32).
+#[inline]
+fn pack(gain: u64, size: u64, index: usize) -> u128 {
+    (u128::from(gain) << 64) | (u128::from(size.min(u64::from(u32::MAX))) << 32) | u128::from(u32::MAX - index as u32)
+}
+
+#[inline]
+fn unpack_index(key: u128) -> usize {
+    (u32::MAX - (key as u32)) as usize
+}
+
+#[inline]
+fn unpack_gain(key: u128) -> u64 {
+    (key >> 64) as u64
+}
+
 fn check(c: &Candidates, weights: &[u64], n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::InvalidArgument("n must be > 0".into()));
@@ -144,18 +162,21 @@ fn take(set: &[u32], covered: &mut [bool]) -> u64 {
 /// other bound is the true arg-max.
 pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> {
     check(c, weights, n)?;
-    let initial: Vec<Entry> = crate::threads::install(|| {
+    if c.len() >= u32::MAX as usize {
+        return Err(Error::Capacity(u64::from(u32::MAX) - 1));
+    }
+    let initial: Vec<u128> = crate::threads::install(|| {
         (0..c.len())
             .into_par_iter()
-            .map(|i| Entry {
-                gain: c.set(i).iter().map(|&t| weights[t as usize]).sum(),
-                size: c.set(i).len() as u64,
-                index: i,
-                round: 0,
+            .map(|i| {
+                let set = c.set(i);
+                pack(set.iter().map(|&t| weights[t as usize]).sum(), set.len() as u64, i)
             })
             .collect()
     });
     let mut heap = BinaryHeap::from(initial);
+    // Round in which each candidate's key was last computed.
+    let mut fresh_in = vec![0u32; c.len()];
     let mut covered = vec![false; weights.len()];
     let mut out = Greedy {
         order: Vec::with_capacity(n),
@@ -163,21 +184,23 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
         covered_types: 0,
         evaluations: c.len() as u64,
     };
-    for round in 0..n {
+    for round in 0..n as u32 {
         loop {
             let mut top = heap.pop().expect("n <= number of candidates");
-            if top.round != round {
-                top.gain = gain(c.set(top.index), weights, &covered);
-                top.round = round;
+            let i = unpack_index(top);
+            if fresh_in[i] != round {
+                let set = c.set(i);
+                top = pack(gain(set, weights, &covered), set.len() as u64, i);
+                fresh_in[i] = round;
                 out.evaluations += 1;
-                if heap.peek().is_some_and(|next| top < *next) {
+                if heap.peek().is_some_and(|&next| top < next) {
                     heap.push(top);
                     continue;
                 }
             }
-            out.covered_types += take(c.set(top.index), &mut covered);
-            out.order.push(top.index);
-            out.gains.push(top.gain);
+            out.covered_types += take(c.set(i), &mut covered);
+            out.order.push(i);
+            out.gains.push(unpack_gain(top));
             break;
         }
     }
