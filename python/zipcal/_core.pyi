@@ -65,7 +65,17 @@ class Corpus:
         min_tokens: int = 1,
         cache_capacity: int = 4000000,
         task_bytes: int = ...,
+        max_candidates: Optional[int] = None,
     ) -> Corpus: ...
+    def set_max_candidates(self, max_candidates: Optional[int]) -> None:
+        """Change the candidate cap (None = keep all)."""
+    def finish(self) -> None:
+        """Finish ingestion: apply the candidate cap exactly."""
+    @property
+    def evicted_bound(self) -> Optional[int]:
+        """Largest type-set size among evicted candidates (None: nothing evicted)."""
+    def certifies(self, gains: List[int], sizes: List[int]) -> bool:
+        """Whether picks with these gains and set sizes provably equal greedy on the whole corpus."""
     def add_arrow(self, array: Any, first_row: int) -> Dict[str, int]:
         """Ingest an Arrow string array (``__arrow_c_array__``) zero-copy; returns batch counters."""
     def add_texts(self, texts: Sequence[Optional[str]], first_row: int) -> Dict[str, int]:

@@ -30,10 +30,37 @@ PACKING_POLICIES = ("truncate", "random-window", "concat-chunk")
 
 @dataclass
 class _Part:
+    """Texts of one input batch. ``kept`` (sorted global rows) is set once the part
+    was filtered down to the rows of kept candidates (bounded-memory pools)."""
+
     first_row: int
     source: str
     source_first_row: int
     array: pa.Array
+    length: int
+    kept: Optional[np.ndarray] = None
+
+    def filter(self, kept_rows: np.ndarray) -> Optional["_Part"]:
+        lo = np.searchsorted(kept_rows, self.first_row)
+        hi = np.searchsorted(kept_rows, self.first_row + self.length)
+        rows = kept_rows[lo:hi]
+        if len(rows) == 0:
+            return None
+        if self.kept is not None:
+            if len(rows) == len(self.kept):
+                return self
+            local = np.searchsorted(self.kept, rows)
+        else:
+            local = rows - self.first_row
+        return _Part(self.first_row, self.source, self.source_first_row, self.array.take(pa.array(local)), self.length, rows)
+
+    def text(self, row: int) -> Optional[str]:
+        if self.kept is None:
+            return self.array[row - self.first_row].as_py()
+        k = int(np.searchsorted(self.kept, row))
+        if k >= len(self.kept) or self.kept[k] != row:
+            raise InvalidArgumentError(f"row {row} was evicted from this bounded pool")
+        return self.array[k].as_py()
 
 
 @contextlib.contextmanager
@@ -92,6 +119,8 @@ class Pool:
         self.tokens = corpus.tokens().astype(np.int64)
         self.counts = corpus.counts()
         self.report: Dict[str, int] = dict(corpus.report())
+        self.max_candidates: Optional[int] = None
+        self._reload: Optional[Dict[str, Any]] = None
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -108,14 +137,13 @@ class Pool:
 
     def _part(self, row: int) -> _Part:
         k = bisect.bisect_right(self._starts, row) - 1
-        if k < 0 or row >= self._parts[k].first_row + len(self._parts[k].array):
+        if k < 0 or row >= self._parts[k].first_row + self._parts[k].length:
             raise InvalidArgumentError(f"row {row} is not in the pool")
         return self._parts[k]
 
     def row_text(self, row: int) -> str:
         """The full text of source row ``row`` (global row number)."""
-        p = self._part(row)
-        value = p.array[row - p.first_row].as_py()
+        value = self._part(row).text(row)
         return "" if value is None else value
 
     def row_origin(self, row: int) -> tuple:
@@ -161,9 +189,16 @@ def load_pool(
     threads: Optional[int] = None,
     progress: bool = False,
     cache_capacity: int = 4_000_000,
+    max_candidates: Optional[int] = None,
+    max_memory: Union[int, str, None] = None,
 ) -> Pool:
     """Read and tokenize a corpus into a :class:`Pool` (see :func:`select` for arguments).
-    ``source=None`` uses the embedded default corpus."""
+    ``source=None`` uses the embedded default corpus.
+
+    Bounded memory: ``max_candidates`` keeps only the candidates with the largest type
+    sets (and their texts); ``max_memory`` (bytes, or a string like ``"2G"``) derives that
+    cap from the footprint of the first batch. Greedy on the kept candidates is checked
+    against an exactness certificate (see :func:`select`)."""
     if unit not in ("doc", "window"):
         raise InvalidArgumentError(f"unit must be 'doc' or 'window', got {unit!r}")
     seq_len = _positive("seq_len", seq_len)
@@ -177,8 +212,16 @@ def load_pool(
         source = default_corpus()
     opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
     segmenter = resolve(tokenizer)
+    if max_candidates is not None:
+        max_candidates = _positive("max_candidates", max_candidates)
+    budget = parse_size(max_memory) if max_memory is not None else None
     corpus = _core.Corpus(
-        segmenter, unit=unit, seq_len=seq_len, min_tokens=int(min_tokens), cache_capacity=cache_capacity
+        segmenter,
+        unit=unit,
+        seq_len=seq_len,
+        min_tokens=int(min_tokens),
+        cache_capacity=cache_capacity,
+        max_candidates=max_candidates,
     )
     counters = ReadCounters()
     parts: List[_Part] = []
@@ -192,16 +235,30 @@ def load_pool(
     t0 = time.perf_counter()
     with _threads(threads):
         try:
+            evicted = 0
             for batch in iter_batches(source, opts, counters):
                 rep = corpus.add_arrow(batch.array, row)
-                parts.append(_Part(row, batch.source, batch.first_row, batch.array))
+                parts.append(_Part(row, batch.source, batch.first_row, batch.array, len(batch.array)))
                 row += len(batch.array)
+                if budget is not None and max_candidates is None and len(corpus):
+                    max_candidates = _cap_from_budget(corpus, parts, budget)
+                    corpus.set_max_candidates(max_candidates)
+                    log.info("max_memory %d bytes -> keeping at most %d candidates", budget, max_candidates)
+                if max_candidates is not None:
+                    # Keep only the texts of kept candidates: the new batch always, the
+                    # older ones again after a compaction evicted some.
+                    now = int(corpus.report()["evicted_candidates"])
+                    parts = _filter_parts(parts, corpus, only_last=(now == evicted))
+                    evicted = now
                 if bar is not None:
                     bar.update(rep["bytes"])
                     bar.set_postfix(candidates=len(corpus), refresh=False)
         finally:
             if bar is not None:
                 bar.close()
+    if max_candidates is not None:
+        corpus.finish()
+        parts = _filter_parts(parts, corpus, only_last=False)
     elapsed = time.perf_counter() - t0
     pool = Pool(
         corpus,
@@ -214,8 +271,68 @@ def load_pool(
         ingest_seconds=elapsed,
         invalid_utf8_rows=counters.invalid_utf8_rows,
     )
+    pool.max_candidates = max_candidates
+    pool._reload = (
+        dict(
+            source=source, tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens,
+            text_column=text_column, text_split=text_split, encoding_errors=encoding_errors,
+            threads=threads, progress=progress, cache_capacity=cache_capacity,
+        )
+        if _rereadable(source)
+        else None
+    )
     log.info("read %s", pool)
     return pool
+
+
+def _rereadable(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike, pa.Table)) or (
+        isinstance(source, (list, tuple)) and all(isinstance(s, (str, os.PathLike)) for s in source)
+    )
+
+
+def parse_size(value: Union[int, str]) -> int:
+    """Bytes from an int or a string such as ``"512M"``, ``"2G"``, ``"1.5GB"``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        size = int(value)
+    elif isinstance(value, str):
+        v = value.strip().upper().rstrip("B").rstrip("I")
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(v[-1:], 1)
+        try:
+            size = int(float(v[:-1] if v[-1:] in "KMGT" else v) * mult)
+        except ValueError:
+            raise InvalidArgumentError(f"max_memory: cannot read {value!r} as a size (e.g. 512M, 2G)") from None
+    else:
+        raise InvalidArgumentError(f"max_memory must be bytes or a size string, got {value!r}")
+    if size <= 0:
+        raise InvalidArgumentError(f"max_memory must be > 0, got {value!r}")
+    return size
+
+
+def _cap_from_budget(corpus: "_core.Corpus", parts: List[_Part], budget: int) -> int:
+    """Candidate cap for a memory budget, from the footprint of what was read so far:
+    each kept candidate costs its text plus 4 bytes per type; the corpus holds up to
+    twice the cap between compactions."""
+    text_bytes = sum(p.array.nbytes for p in parts)
+    per = (text_bytes + 4 * int(corpus.set_sizes().sum())) / max(len(corpus), 1) + 48
+    return max(1, int(budget / (3 * per)))
+
+
+def _filter_parts(parts: List[_Part], corpus: "_core.Corpus", only_last: bool) -> List[_Part]:
+    # Candidate rows are non-decreasing (ingestion order, kept by compaction).
+    rows = corpus.rows().astype(np.int64)
+    if only_last:
+        lo = np.searchsorted(rows, parts[-1].first_row)
+        done, todo, rows = parts[:-1], parts[-1:], rows[lo:]
+    else:
+        done, todo = [], parts
+    kept = np.unique(rows)
+    out = list(done)
+    for p in todo:
+        q = p.filter(kept)
+        if q is not None:
+            out.append(q)
+    return out
 
 
 def select(
@@ -233,6 +350,8 @@ def select(
     encoding_errors: str = "strict",
     threads: Optional[int] = None,
     progress: bool = False,
+    max_candidates: Optional[int] = None,
+    max_memory: Union[int, str, None] = None,
     **options: Any,
 ) -> "Selection":
     """Choose ``n`` calibration samples from ``source``.
@@ -256,6 +375,11 @@ def select(
         encoding_errors: 'strict' (invalid UTF-8 is an error) or 'replace' (counted).
         threads: worker threads for this call (default: ``ZIPCAL_NUM_THREADS`` or all CPUs).
         progress: show progress bars on stderr.
+        max_candidates / max_memory: bounded memory (see :func:`load_pool`). Only the
+            candidates with the largest type sets are kept; the result is certified equal to
+            greedy on the whole corpus when every pick's gain beats the largest evicted set
+            (``stats['certificate']``); when it is not and the source can be read again, the
+            cap grows 4x and the corpus is re-read.
         **options: strategy options (``weighting=``, ``draw=``, ...).
     """
     n = _positive("n", n)
@@ -274,6 +398,8 @@ def select(
             encoding_errors=encoding_errors,
             threads=threads,
             progress=progress,
+            max_candidates=max_candidates,
+            max_memory=max_memory,
         )
     if len(pool) < n:
         r = pool.report
@@ -291,6 +417,23 @@ def select(
                 raise InvalidArgumentError(f"strategy {strategy!r}: {e}") from None
             raise
     seconds = time.perf_counter() - t0
+    if pool.max_candidates is not None and picked.gains is not None:
+        sizes = pool.corpus.set_sizes()[picked.candidates]
+        certified = bool(
+            picked.info.get("weighting", "uniform") == "uniform"
+            and pool.corpus.certifies([int(g) for g in picked.gains], [int(z) for z in sizes])
+        )
+        if not certified and pool._reload is not None and pool.report["evicted_candidates"] > 0 and picked.info.get("weighting") == "uniform":
+            grown = pool.max_candidates * 4
+            log.warning(
+                "the exactness certificate did not hold with %d candidates kept; re-reading with %d",
+                pool.max_candidates, grown,
+            )
+            bigger = load_pool(**pool._reload, max_candidates=grown)
+            return select(bigger, n, strategy=strategy, seed=seed, threads=threads, **options)
+        picked.info["certificate"] = certified
+        picked.info["max_candidates"] = pool.max_candidates
+        picked.info["evicted_candidates"] = int(pool.report["evicted_candidates"])
     sel = Selection(pool, picked, strategy=strategy, seed=seed, seconds=seconds, options=options)
     log.info("selected %d samples with %s in %.3fs", n, strategy, seconds)
     return sel

@@ -5,6 +5,7 @@
 //! read-only view of the word interner and the chunk cache; what they discover is
 //! merged sequentially, in task order, after the batch.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 
 use ahash::AHashMap;
@@ -35,6 +36,10 @@ pub struct CorpusConfig {
     pub cache_capacity: usize,
     /// Approximate bytes of text per parallel task.
     pub task_bytes: usize,
+    /// Keep at most this many candidates (the largest type sets); `None` keeps all.
+    /// Memory then stays bounded whatever the corpus size, and [`Corpus::evicted_bound`]
+    /// tells whether greedy on the kept candidates provably equals greedy on all.
+    pub max_candidates: Option<usize>,
 }
 
 impl Default for CorpusConfig {
@@ -44,6 +49,7 @@ impl Default for CorpusConfig {
             min_tokens: 1,
             cache_capacity: 4_000_000,
             task_bytes: 1 << 20,
+            max_candidates: None,
         }
     }
 }
@@ -56,6 +62,7 @@ pub struct IngestReport {
     pub empty_rows: u64,
     pub short_candidates: u64,
     pub candidates: u64,
+    pub evicted_candidates: u64,
     pub tokens: u64,
     pub bytes: u64,
 }
@@ -117,6 +124,19 @@ impl Candidates {
         &self.tokens
     }
 
+    /// Keep only the candidates whose `keep` flag is set, in their original order.
+    fn retain(&mut self, keep: &[bool]) {
+        let mut out = Candidates::new();
+        for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+            out.types.extend_from_slice(self.set(i));
+            out.offsets.push(out.types.len());
+            out.rows.push(self.rows[i]);
+            out.windows.push(self.windows[i]);
+            out.tokens.push(self.tokens[i]);
+        }
+        *self = out;
+    }
+
     fn append(&mut self, other: Candidates, fix: impl Fn(u32) -> u32) {
         let base = self.types.len();
         self.types.extend(other.types.into_iter().map(fix));
@@ -163,6 +183,7 @@ pub struct Corpus {
     counts: Vec<u64>,
     candidates: Candidates,
     report: IngestReport,
+    evicted_bound: Option<u64>,
 }
 
 /// What one task produced.
@@ -355,7 +376,57 @@ impl Corpus {
             counts,
             candidates: Candidates::new(),
             report: IngestReport::default(),
+            evicted_bound: None,
         })
+    }
+
+    /// Largest type-set size among evicted candidates (`None`: nothing evicted).
+    /// A greedy selection on the kept candidates equals greedy on the whole corpus
+    /// (uniform weights) when every pick beats this bound: see [`Corpus::certifies`].
+    pub fn evicted_bound(&self) -> Option<u64> {
+        self.evicted_bound
+    }
+
+    /// Whether picks with these (gain, set size) pairs provably equal greedy on the
+    /// whole corpus: an evicted candidate's gain is at most its set size, so it loses
+    /// to a pick with a larger gain, or an equal gain and a larger set.
+    pub fn certifies(&self, picks: &[(u64, u64)]) -> bool {
+        match self.evicted_bound {
+            None => true,
+            Some(b) => picks.iter().all(|&(g, s)| g > b || (g == b && s > b)),
+        }
+    }
+
+    /// Change the candidate cap (compacts at once if needed).
+    pub fn set_max_candidates(&mut self, max: Option<usize>) {
+        self.config.max_candidates = max;
+        if let Some(m) = max {
+            if self.candidates.len() > m {
+                self.compact(m);
+            }
+        }
+    }
+
+    /// Keep the `m` candidates with the largest type sets (ties: earlier first).
+    fn compact(&mut self, m: usize) {
+        let c = &self.candidates;
+        let n = c.len();
+        if n <= m {
+            return;
+        }
+        let mut order: Vec<(Reverse<usize>, usize)> =
+            (0..n).map(|i| (Reverse(c.set(i).len()), i)).collect();
+        if m > 0 {
+            order.select_nth_unstable(m - 1);
+        }
+        let mut keep = vec![false; n];
+        for &(_, i) in &order[..m] {
+            keep[i] = true;
+        }
+        let bound = order[m..].iter().map(|(Reverse(s), _)| *s as u64).max();
+        self.evicted_bound = self.evicted_bound.max(bound);
+        self.report.evicted_candidates += (n - m) as u64;
+        self.candidates.retain(&keep);
     }
 
     pub fn segmenter(&self) -> &Segmenter {
@@ -457,7 +528,20 @@ impl Corpus {
             self.merge(out, &mut batch)?;
         }
         add_report(&mut self.report, &batch);
+        if let Some(m) = self.config.max_candidates {
+            // Compact when twice over the cap: amortised linear cost.
+            if self.candidates.len() > m.saturating_mul(2).max(m + 1024) {
+                self.compact(m);
+            }
+        }
         Ok(batch)
+    }
+
+    /// Finish ingestion: apply the candidate cap exactly.
+    pub fn finish(&mut self) {
+        if let Some(m) = self.config.max_candidates {
+            self.compact(m);
+        }
     }
 
     fn merge(&mut self, out: TaskOut, batch: &mut IngestReport) -> Result<()> {
@@ -530,6 +614,7 @@ fn add_report(a: &mut IngestReport, b: &IngestReport) {
     a.empty_rows += b.empty_rows;
     a.short_candidates += b.short_candidates;
     a.candidates += b.candidates;
+    a.evicted_candidates += b.evicted_candidates;
     a.tokens += b.tokens;
     a.bytes += b.bytes;
 }

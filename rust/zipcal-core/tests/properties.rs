@@ -144,3 +144,63 @@ fn malformed_tokenizer_is_an_error_not_a_panic() {
         Err(Error::Tokenizer { .. })
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// With a candidate cap, a certified greedy run equals greedy on the full corpus.
+    #[test]
+    fn capped_pool_with_certificate_equals_full(docs in prop::collection::vec("[a-h ]{1,40}", 4..60), cap in 1usize..30, n in 1usize..8) {
+        let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+        let build = |max: Option<usize>| {
+            let cfg = CorpusConfig { max_candidates: max, task_bytes: 64, ..CorpusConfig::default() };
+            let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+            for (k, chunk) in texts.chunks(7).enumerate() {
+                c.add_texts(chunk, (k * 7) as u64).unwrap();
+            }
+            c.finish();
+            c
+        };
+        let full = build(None);
+        let capped = build(Some(cap));
+        prop_assert!(capped.candidates().len() <= cap);
+        prop_assert_eq!(full.counts().iter().sum::<u64>(), capped.counts().iter().sum::<u64>());
+        let n = n.min(capped.candidates().len()).min(full.candidates().len());
+        prop_assume!(n > 0);
+        let wf = type_weights(full.counts(), Weighting::Uniform);
+        let wc = type_weights(capped.counts(), Weighting::Uniform);
+        let gf = lazy_greedy(full.candidates(), &wf, n).unwrap();
+        let gc = lazy_greedy(capped.candidates(), &wc, n).unwrap();
+        let picks: Vec<(u64, u64)> = gc.order.iter().zip(&gc.gains)
+            .map(|(&i, &g)| (g, capped.candidates().set(i).len() as u64)).collect();
+        if capped.certifies(&picks) {
+            let rows_f: Vec<u64> = gf.order.iter().map(|&i| full.candidates().rows()[i]).collect();
+            let rows_c: Vec<u64> = gc.order.iter().map(|&i| capped.candidates().rows()[i]).collect();
+            prop_assert_eq!(rows_f, rows_c);
+            prop_assert_eq!(gf.gains, gc.gains);
+        }
+    }
+}
+
+#[test]
+fn certificate_holds_when_evicted_sets_are_small() {
+    let mut docs: Vec<String> = (0..20).map(|i| format!("tiny{} a", i % 3)).collect();
+    docs.push("alpha beta gamma delta epsilon zeta".into());
+    docs.push("eta theta iota kappa lambda mu".into());
+    docs.push("alpha beta nu xi omicron pi".into());
+    let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+    let cfg = CorpusConfig { max_candidates: Some(3), ..CorpusConfig::default() };
+    let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+    c.add_texts(&texts, 0).unwrap();
+    c.finish();
+    assert_eq!(c.candidates().len(), 3);
+    assert_eq!(c.evicted_bound(), Some(2));
+    assert_eq!(c.report().evicted_candidates, 20);
+    let w = type_weights(c.counts(), Weighting::Uniform);
+    let g = lazy_greedy(c.candidates(), &w, 3).unwrap();
+    let picks: Vec<(u64, u64)> = g.order.iter().zip(&g.gains).map(|(&i, &gn)| (gn, c.candidates().set(i).len() as u64)).collect();
+    assert_eq!(g.gains, vec![6, 6, 4]);
+    assert!(c.certifies(&picks));
+    assert!(!c.certifies(&[(2, 2)]));
+    assert!(c.certifies(&[(2, 3)]));
+}

@@ -180,6 +180,7 @@ fn report_dict<'py>(py: Python<'py>, r: &core::IngestReport) -> PyResult<Bound<'
     d.set_item("empty_rows", r.empty_rows)?;
     d.set_item("short_candidates", r.short_candidates)?;
     d.set_item("candidates", r.candidates)?;
+    d.set_item("evicted_candidates", r.evicted_candidates)?;
     d.set_item("tokens", r.tokens)?;
     d.set_item("bytes", r.bytes)?;
     Ok(d)
@@ -189,7 +190,7 @@ fn report_dict<'py>(py: Python<'py>, r: &core::IngestReport) -> PyResult<Bound<'
 impl Corpus {
     /// `unit` is "doc" or "window" (windows of `seq_len` tokens).
     #[new]
-    #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = 1 << 20))]
+    #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = 1 << 20, max_candidates = None))]
     fn new(
         py: Python<'_>,
         segmenter: &Segmenter,
@@ -198,6 +199,7 @@ impl Corpus {
         min_tokens: usize,
         cache_capacity: usize,
         task_bytes: usize,
+        max_candidates: Option<usize>,
     ) -> PyResult<Self> {
         let unit = match unit {
             "doc" => core::Unit::Doc,
@@ -216,6 +218,7 @@ impl Corpus {
             min_tokens,
             cache_capacity,
             task_bytes: task_bytes.max(1),
+            max_candidates,
         };
         let inner = core::Corpus::new(segmenter.inner.clone(), config).map_err(|e| err(py, e))?;
         Ok(Corpus { inner })
@@ -246,6 +249,29 @@ impl Corpus {
     /// Counters over everything ingested.
     fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         report_dict(py, self.inner.report())
+    }
+
+    /// Change the candidate cap (None = keep all); compacts at once if needed.
+    #[pyo3(signature = (max_candidates))]
+    fn set_max_candidates(&mut self, max_candidates: Option<usize>) {
+        self.inner.set_max_candidates(max_candidates)
+    }
+
+    /// Finish ingestion (applies the candidate cap exactly).
+    fn finish(&mut self) {
+        self.inner.finish()
+    }
+
+    /// Largest type-set size among evicted candidates (None: nothing evicted).
+    #[getter]
+    fn evicted_bound(&self) -> Option<u64> {
+        self.inner.evicted_bound()
+    }
+
+    /// Whether picks (gains, set sizes) provably equal greedy on the whole corpus.
+    fn certifies(&self, gains: Vec<u64>, sizes: Vec<u64>) -> bool {
+        let picks: Vec<(u64, u64)> = gains.into_iter().zip(sizes).collect();
+        self.inner.certifies(&picks)
     }
 
     fn __len__(&self) -> usize {
