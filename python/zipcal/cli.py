@@ -39,6 +39,8 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=int, default=2048, help="calibration sequence length (default 2048)")
     p.add_argument("--min-tokens", type=int, default=None, help="skip candidates shorter than this (default 16)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: ZIPCAL_NUM_THREADS or all CPUs)")
+    p.add_argument("--max-candidates", type=int, default=None, help="bounded memory: keep only this many candidates (largest type sets)")
+    p.add_argument("--max-memory", default=None, help="bounded memory: approximate budget for candidates and their texts, e.g. 2G")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
 
 
@@ -53,6 +55,8 @@ def _pool_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         encoding_errors=args.encoding_errors,
         threads=args.threads,
         progress=not args.quiet,
+        max_candidates=args.max_candidates,
+        max_memory=args.max_memory,
     )
 
 
@@ -119,6 +123,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         )
     pool = load_pool(source, **_pool_kwargs(args))
     sel = select(pool, args.n, strategy=args.strategy, seed=args.seed, threads=args.threads, **_strategy_options(args))
+    pool = sel.pool  # a bounded pool may have been re-read with a larger cap
     if args.output:
         sel.save(args.output)
     if args.stats_json:
@@ -146,6 +151,11 @@ def cmd_select(args: argparse.Namespace) -> int:
             "read + tokenize": f"{s['ingest_seconds']:.3f} s",
             "select": f"{s['select_seconds']:.4f} s",
         }
+        if "certificate" in s:
+            summary["bounded pool"] = (
+                f"{s['max_candidates']} candidates kept, {s['evicted_candidates']} evicted, "
+                f"exact: {'yes (certified)' if s['certificate'] else 'not certified'}"
+            )
         _print_table("zipcal select", summary, out)
         if args.output:
             print(f"wrote {len(sel)} rows to {args.output}", file=out)
