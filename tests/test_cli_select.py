@@ -61,11 +61,6 @@ def test_select_twice_same_content(tmp_path, capsys, valid_txt):
     assert tables[0].equals(tables[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Parquet metadata holds ingest/select timings, so two runs with the same seed "
-    "do not write byte-identical files",
-)
 def test_select_twice_byte_identical_parquet(tmp_path, capsys, valid_txt):
     blobs = []
     for k in range(2):

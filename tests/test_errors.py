@@ -139,11 +139,6 @@ def test_non_string_rows_of_an_iterable_name_the_row():
     check(ei, InputError, ValueError, "row 1", "'text'")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pandas DataFrame whose text column holds a non-string value raises a bare "
-    "pyarrow.ArrowTypeError from Table.from_pandas instead of a zipcal InputError",
-)
 def test_pandas_non_string_value_is_an_input_error():
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"text": ["alpha beta gamma", 5, None]})
@@ -224,11 +219,6 @@ def _run_isolated(tmp_path, kind, path=""):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="invalid UTF-8 in a JSONL file that pyarrow.json parses aborts the process "
-    "(Rust panic in unicode-segmentation on a non-char boundary) instead of an InputError",
-)
 def test_invalid_utf8_jsonl_is_an_error_naming_the_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(b'{"text": "a b c"}\n{"text": "x \xff y"}\n')
@@ -237,11 +227,6 @@ def test_invalid_utf8_jsonl_is_an_error_naming_the_line(tmp_path):
     assert "ERROR" in r.stdout and "bad.jsonl" in r.stdout and "line 2" in r.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encoding_errors='replace' is ignored by the Arrow JSON fast path; invalid UTF-8 "
-    "reaches the Rust core and aborts the process",
-)
 def test_invalid_utf8_jsonl_replace_is_counted(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(b'{"text": "a b c"}\n{"text": "x \xff y"}\n')
@@ -250,11 +235,6 @@ def test_invalid_utf8_jsonl_replace_is_counted(tmp_path):
     assert "COUNT 1" in r.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an Arrow string array holding invalid UTF-8 (Parquet/IPC/in-memory) aborts the "
-    "process: the core trusts Arrow string data without validating it",
-)
 def test_invalid_utf8_arrow_strings_are_an_error(tmp_path):
     r = _run_isolated(tmp_path, "arrow")
     assert r.returncode == 0, r.stderr[-400:]

@@ -420,11 +420,6 @@ def test_selection_is_identical_across_thread_counts(tmp_path, wikitext_valid):
     assert zipcal.get_num_threads() >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Selection.save writes ingest_seconds/select_seconds into the Parquet metadata, "
-    "so two saves of the same selection are never byte-identical",
-)
 def test_saved_parquet_is_byte_identical_across_thread_counts(tmp_path, wikitext_valid):
     blobs = []
     for threads in (1, 2, 8):

@@ -121,11 +121,6 @@ def test_text_auto_split_with_blank_lines_between_lines(tmp_path, texts, ref):
     same(zipcal.select(str(p), N, **KW), zipcal.select(rows, N, **KW))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="text_split='auto' treats a file without any blank line (one document per line) "
-    "as blank-line paragraphs, so the whole file becomes a single document",
-)
 def test_text_auto_split_one_document_per_line(tmp_path, texts, ref):
     p = tmp_path / "c.txt"
     p.write_text("\n".join(texts) + "\n", encoding="utf-8")

@@ -76,8 +76,18 @@ class Corpus:
         """Largest type-set size among evicted candidates (None: nothing evicted)."""
     def certifies(self, gains: List[int], sizes: List[int]) -> bool:
         """Whether picks with these gains and set sizes provably equal greedy on the whole corpus."""
-    def add_arrow(self, array: Any, first_row: int) -> Dict[str, int]:
-        """Ingest an Arrow string array (``__arrow_c_array__``) zero-copy; returns batch counters."""
+    def add_arrow(
+        self,
+        array: Any,
+        first_row: int,
+        source: str = "<arrow>",
+        source_first_row: int = 0,
+        column: str = "text",
+        replace: bool = False,
+    ) -> Dict[str, int]:
+        """Ingest an Arrow string array (``__arrow_c_array__``) zero-copy; returns batch counters.
+        Invalid UTF-8 raises InputError naming source, row and column, or is replaced and
+        counted with ``replace=True``."""
     def add_texts(self, texts: Sequence[Optional[str]], first_row: int) -> Dict[str, int]:
         """Ingest Python strings (None = null row)."""
     def report(self) -> Dict[str, int]:
@@ -109,5 +119,6 @@ def segment_words(text: str) -> List[str]: ...
 def word_spans(text: str) -> List[Tuple[int, int]]: ...
 def normalize_type(text: str) -> Optional[str]: ...
 def chunks(text: str) -> List[str]: ...
-def set_num_threads(n: int) -> None: ...
+def set_num_threads(n: int) -> int:
+    """Set worker threads (0 = default); returns the previous setting."""
 def get_num_threads() -> int: ...

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import _core, strategies
-from .errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
-from .sources import ReadCounters, ReadOptions, iter_batches, total_bytes
+from .errors import InputError, InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
+from .sources import ReadCounters, ReadOptions, explain_jsonl_error, iter_batches, total_bytes
 from .stats import frequency_summary, pool_stats
 from .tokenizer import describe, resolve, special_ids
 
@@ -70,8 +70,7 @@ def _threads(n: Optional[int]) -> Iterator[None]:
         return
     if n <= 0:
         raise InvalidArgumentError(f"threads must be > 0, got {n}")
-    before = _core.get_num_threads()
-    _core.set_num_threads(n)
+    before = _core.set_num_threads(n)
     try:
         yield
     finally:
@@ -237,7 +236,19 @@ def load_pool(
         try:
             evicted = 0
             for batch in iter_batches(source, opts, counters):
-                rep = corpus.add_arrow(batch.array, row)
+                try:
+                    rep = corpus.add_arrow(
+                        batch.array,
+                        row,
+                        source=batch.source,
+                        source_first_row=batch.first_row,
+                        column=text_column or "text",
+                        replace=encoding_errors == "replace",
+                    )
+                except InputError:
+                    # Rows of a JSONL file are records, not lines: name the line instead.
+                    explain_jsonl_error(batch.source, opts)
+                    raise
                 parts.append(_Part(row, batch.source, batch.first_row, batch.array, len(batch.array)))
                 row += len(batch.array)
                 if budget is not None and max_candidates is None and len(corpus):
@@ -269,7 +280,7 @@ def load_pool(
         seq_len=seq_len,
         min_tokens=int(min_tokens),
         ingest_seconds=elapsed,
-        invalid_utf8_rows=counters.invalid_utf8_rows,
+        invalid_utf8_rows=counters.invalid_utf8_rows + int(corpus.report()["invalid_utf8_rows"]),
     )
     pool.max_candidates = max_candidates
     pool._reload = (
@@ -666,7 +677,9 @@ class Selection:
         if fmt in ("parquet", "pq"):
             import pyarrow.parquet as pq
 
-            meta = {b"zipcal": json.dumps(_jsonable(self.stats)).encode()}
+            # Timings stay out of the file so that the same selection gives the same bytes.
+            stable = {k: v for k, v in self.stats.items() if not k.endswith("_seconds")}
+            meta = {b"zipcal": json.dumps(_jsonable(stable), sort_keys=True).encode()}
             table = table.replace_schema_metadata(meta)
             with atomic_path(path) as tmp:
                 pq.write_table(table, tmp)

@@ -221,6 +221,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
     col = opts.text_column or "text"
     texts: List[Optional[str]] = []
     first = 0
+    seen_key = False
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -237,9 +238,8 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
                 raise InputError(f"{path}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            if col not in obj:
-                raise InputError(f"{path}: line {lineno}: no key {col!r} (keys: {sorted(obj)[:10]})")
-            value = obj[col]
+            value = obj.get(col)  # a record without the key is a null row (counted)
+            seen_key = seen_key or col in obj
             if value is not None and not isinstance(value, str):
                 raise InputError(
                     f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string"
@@ -249,8 +249,18 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
                 yield Batch(path, first, pa.array(texts, type=pa.string()))
                 first += len(texts)
                 texts = []
+    if (texts or first) and not seen_key:
+        raise InputError(f"{path}: no record has the key {col!r} (choose the column with text_column= / --text-column)")
     if texts:
         yield Batch(path, first, pa.array(texts, type=pa.string()))
+
+
+def explain_jsonl_error(path: str, opts: ReadOptions) -> None:
+    """Re-read a JSONL file line by line to raise an error naming the faulty line."""
+    if os.path.isfile(path) and Path(path).suffix.lower() in JSONL_EXT:
+        strict = ReadOptions(opts.text_column, opts.text_split, "strict", opts.batch_rows)
+        for _ in _jsonl_python(path, strict, ReadCounters()):
+            pass
 
 
 def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
@@ -268,10 +278,12 @@ def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Bat
 
 
 def _detect_blank_split(sample: str) -> bool:
-    """True when documents look like multi-line paragraphs separated by blank lines."""
+    """True when documents look like multi-line paragraphs separated by blank lines:
+    blank lines exist, and at least 30% of content lines continue on the next line."""
     lines = sample.split("\n")[:-1]
     content = [i for i, l in enumerate(lines) if l.strip()]
-    if len(content) < 2:
+    blanks = len(lines) - len(content)
+    if len(content) < 2 or blanks == 0:
         return False
     followed = sum(1 for i in content if i + 1 < len(lines) and lines[i + 1].strip())
     return followed / len(content) >= 0.3
@@ -427,7 +439,11 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
         yield from _iterable_batches(source, opts, "<datasets.IterableDataset>")
         return
     if mod.startswith("pandas") and hasattr(source, "columns"):
-        table = pa.Table.from_pandas(source, preserve_index=False)
+        col = opts.text_column if opts.text_column in source.columns else None
+        try:
+            table = pa.Table.from_pandas(source[[col]] if col else source, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise InputError(f"<pandas.DataFrame>: column {col!r} cannot be read as text ({e})") from None
         col = pick_column(table.schema, opts.text_column, "<pandas.DataFrame>")
         yield from _table_batches(table, col, "<pandas.DataFrame>", opts.batch_rows)
         return

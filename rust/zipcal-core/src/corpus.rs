@@ -5,6 +5,7 @@
 //! read-only view of the word interner and the chunk cache; what they discover is
 //! merged sequentially, in task order, after the batch.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ pub struct IngestReport {
     pub short_candidates: u64,
     pub candidates: u64,
     pub evicted_candidates: u64,
+    pub invalid_utf8_rows: u64,
     pub tokens: u64,
     pub bytes: u64,
 }
@@ -339,22 +341,125 @@ impl<'v, 'a> Task<'v, 'a> {
     }
 }
 
-/// Borrow the strings of an Arrow array without copying them.
-pub fn arrow_strings(array: &dyn Array) -> Result<Vec<Option<&str>>> {
-    fn collect<'a, I: Iterator<Item = Option<&'a str>>>(it: I) -> Vec<Option<&'a str>> {
-        it.collect()
+/// Where a batch comes from, for error messages.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// File or object name.
+    pub source: String,
+    /// Row number (inside `source`) of the batch's first element.
+    pub first_row: u64,
+    /// Name of the text column.
+    pub column: String,
+}
+
+/// Strings of an Arrow array, validated as UTF-8 (Arrow data imported through the C
+/// interface is not validated). Valid strings are borrowed, zero-copy; invalid ones
+/// are an error naming source, row and column, or, with `replace`, replaced lossily
+/// and counted (second value).
+pub fn arrow_strings<'a>(
+    array: &'a dyn Array,
+    origin: &Origin,
+    replace: bool,
+) -> Result<(Vec<Option<Cow<'a, str>>>, u64)> {
+    fn check<'a>(
+        s: Option<(&'a [u8], &'a str)>,
+        i: usize,
+        origin: &Origin,
+        replace: bool,
+    ) -> Result<Option<Cow<'a, str>>> {
+        let Some((bytes, unchecked)) = s else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(bytes) {
+            // The bytes are valid UTF-8, so the &str view of the same bytes is sound.
+            Ok(_) => Ok(Some(Cow::Borrowed(unchecked))),
+            Err(_) if replace => Ok(Some(Cow::Owned(String::from_utf8_lossy(bytes).into_owned()))),
+            Err(e) => Err(Error::InvalidInput(format!(
+                "{}: row {}, column {:?}: invalid UTF-8 at byte {} (use encoding_errors='replace' to replace and count such rows)",
+                origin.source,
+                origin.first_row + i as u64,
+                origin.column,
+                e.valid_up_to()
+            ))),
+        }
+    }
+    fn run<'a>(
+        len: usize,
+        get: impl Fn(usize) -> Option<(&'a [u8], &'a str)> + Sync,
+        origin: &Origin,
+        replace: bool,
+    ) -> Result<(Vec<Option<Cow<'a, str>>>, u64)> {
+        let out: Vec<Option<Cow<'a, str>>> = crate::threads::install(|| {
+            (0..len)
+                .into_par_iter()
+                .map(|i| check(get(i), i, origin, replace))
+                .collect::<Result<_>>()
+        })?;
+        let invalid = out.iter().filter(|s| matches!(s, Some(Cow::Owned(_)))).count() as u64;
+        Ok((out, invalid))
     }
     let any = array.as_any();
     match array.data_type() {
-        DataType::Utf8 => Ok(collect(any.downcast_ref::<StringArray>().expect("Utf8").iter())),
-        DataType::LargeUtf8 => Ok(collect(
-            any.downcast_ref::<LargeStringArray>().expect("LargeUtf8").iter(),
-        )),
-        DataType::Utf8View => Ok(collect(
-            any.downcast_ref::<StringViewArray>().expect("Utf8View").iter(),
-        )),
+        DataType::Utf8 => {
+            let a = any.downcast_ref::<StringArray>().expect("Utf8");
+            let (offsets, data) = (a.value_offsets(), a.value_data());
+            run(
+                a.len(),
+                |i| {
+                    (!a.is_null(i)).then(|| {
+                        (&data[offsets[i] as usize..offsets[i + 1] as usize], a.value(i))
+                    })
+                },
+                origin,
+                replace,
+            )
+        }
+        DataType::LargeUtf8 => {
+            let a = any.downcast_ref::<LargeStringArray>().expect("LargeUtf8");
+            let (offsets, data) = (a.value_offsets(), a.value_data());
+            run(
+                a.len(),
+                |i| {
+                    (!a.is_null(i)).then(|| {
+                        (&data[offsets[i] as usize..offsets[i + 1] as usize], a.value(i))
+                    })
+                },
+                origin,
+                replace,
+            )
+        }
+        DataType::Utf8View => {
+            let a = any.downcast_ref::<StringViewArray>().expect("Utf8View");
+            let views = a.views();
+            let buffers = a.data_buffers();
+            run(
+                a.len(),
+                |i| {
+                    (!a.is_null(i)).then(|| {
+                        let view = &views[i];
+                        let len = *view as u32 as usize;
+                        let bytes: &[u8] = if len <= 12 {
+                            // Short strings live inline in the view, after the length.
+                            // SAFETY: `view` is a u128 inside the views buffer; bytes 4..4+len of it are the
+                            // inline string (Arrow view layout), and the reference lives as long as `a`.
+                            unsafe {
+                                std::slice::from_raw_parts((view as *const u128 as *const u8).add(4), len)
+                            }
+                        } else {
+                            let buffer = (*view >> 64) as u32 as usize;
+                            let offset = (*view >> 96) as u32 as usize;
+                            &buffers[buffer][offset..offset + len]
+                        };
+                        (bytes, a.value(i))
+                    })
+                },
+                origin,
+                replace,
+            )
+        }
         other => Err(Error::InvalidInput(format!(
-            "expected a string column, got Arrow type {other}"
+            "{}: column {:?} has Arrow type {other}, expected strings",
+            origin.source, origin.column
         ))),
     }
 }
@@ -470,9 +575,21 @@ impl Corpus {
     }
 
     /// Ingest an Arrow string array whose first element is row `first_row`.
-    pub fn add_arrow(&mut self, array: &dyn Array, first_row: u64) -> Result<IngestReport> {
-        let texts = arrow_strings(array)?;
-        self.add_texts(&texts, first_row)
+    /// Ingest an Arrow string array whose first element is row `first_row`; invalid
+    /// UTF-8 is an error naming `origin`, or with `replace` replaced and counted.
+    pub fn add_arrow(
+        &mut self,
+        array: &dyn Array,
+        first_row: u64,
+        origin: &Origin,
+        replace: bool,
+    ) -> Result<IngestReport> {
+        let (texts, invalid) = arrow_strings(array, origin, replace)?;
+        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        let mut report = self.add_texts(&refs, first_row)?;
+        report.invalid_utf8_rows = invalid;
+        self.report.invalid_utf8_rows += invalid;
+        Ok(report)
     }
 
     /// Ingest a batch of texts (None = null row) whose first element is row `first_row`.

@@ -11,7 +11,7 @@ pub mod select;
 pub mod text;
 pub mod threads;
 
-pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Unit};
+pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Origin, Unit};
 pub use error::{Error, Result};
 pub use segment::{Segmenter, NO_TYPE};
 pub use select::{coverage, lazy_greedy, naive_greedy, type_weights, Greedy, Weighting};

@@ -27,9 +27,13 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Set the number of worker threads (0 = back to the default).
-pub fn set_num_threads(n: usize) {
-    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = if n == 0 { None } else { Some(n) };
+/// Set the number of worker threads (0 = back to the default). Returns the previous
+/// setting (0 = default).
+pub fn set_num_threads(n: usize) -> usize {
+    let mut guard = REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = guard.unwrap_or(0);
+    *guard = if n == 0 { None } else { Some(n) };
+    previous
 }
 
 /// The number of worker threads the next parallel call will use.

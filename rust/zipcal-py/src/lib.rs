@@ -181,6 +181,7 @@ fn report_dict<'py>(py: Python<'py>, r: &core::IngestReport) -> PyResult<Bound<'
     d.set_item("short_candidates", r.short_candidates)?;
     d.set_item("candidates", r.candidates)?;
     d.set_item("evicted_candidates", r.evicted_candidates)?;
+    d.set_item("invalid_utf8_rows", r.invalid_utf8_rows)?;
     d.set_item("tokens", r.tokens)?;
     d.set_item("bytes", r.bytes)?;
     Ok(d)
@@ -226,10 +227,28 @@ impl Corpus {
 
     /// Ingest an Arrow string array (anything with `__arrow_c_array__`), zero-copy.
     /// Returns this batch's counters.
-    fn add_arrow<'py>(&mut self, py: Python<'py>, array: ArrowArray, first_row: u64) -> PyResult<Bound<'py, PyDict>> {
+    /// `source`, `source_first_row` and `column` name the data in error messages;
+    /// `replace` replaces invalid UTF-8 (counted) instead of raising.
+    #[pyo3(signature = (array, first_row, source = "<arrow>", source_first_row = 0, column = "text", replace = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_arrow<'py>(
+        &mut self,
+        py: Python<'py>,
+        array: ArrowArray,
+        first_row: u64,
+        source: &str,
+        source_first_row: u64,
+        column: &str,
+        replace: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;
+        let origin = core::Origin {
+            source: source.to_string(),
+            first_row: source_first_row,
+            column: column.to_string(),
+        };
         let report = py
-            .detach(|| inner.add_arrow(array.array().as_ref(), first_row))
+            .detach(|| inner.add_arrow(array.array().as_ref(), first_row, &origin, replace))
             .map_err(|e| err(py, e))?;
         report_dict(py, &report)
     }
@@ -417,8 +436,9 @@ fn chunks(text: &str) -> Vec<String> {
 }
 
 /// Set the number of worker threads (0 = default: `ZIPCAL_NUM_THREADS` or all CPUs).
+/// Returns the previous setting (0 = default) so callers can restore it.
 #[pyfunction]
-fn set_num_threads(n: usize) {
+fn set_num_threads(n: usize) -> usize {
     core::threads::set_num_threads(n)
 }
 
