@@ -50,6 +50,8 @@ class Segmenter:
         """Token ids of each text (in parallel)."""
     def token_spans(self, text: str) -> List[Tuple[int, int]]:
         """Byte spans of the tokens of ``text``."""
+    def window_span(self, text: str, lo: int, hi: int) -> Optional[Tuple[int, int]]:
+        """Byte span of tokens (words in words mode) ``lo..hi`` of ``text``; None if empty."""
     def token_to_id(self, token: str) -> Optional[int]: ...
     def vocab_size(self) -> int: ...
 

@@ -156,15 +156,10 @@ class Pool:
         if self.unit == "doc":
             return text
         k = int(self.windows[i])
-        if self.segmenter.is_words:
-            spans = _core.word_spans(text)
-        else:
-            spans = self.segmenter.token_spans(text)
-        lo, hi = k * self.seq_len, min((k + 1) * self.seq_len, len(spans))
-        if lo >= hi:
+        span = self.segmenter.window_span(text, k * self.seq_len, (k + 1) * self.seq_len)
+        if span is None:
             return ""
-        raw = text.encode("utf-8")
-        return raw[spans[lo][0] : spans[hi - 1][1]].decode("utf-8", errors="ignore")
+        return text.encode("utf-8")[span[0] : span[1]].decode("utf-8", errors="ignore")
 
     def candidate_type_sequence(self, i: int) -> np.ndarray:
         """Type ids of candidate ``i``'s tokens (NO_TYPE for untyped tokens)."""

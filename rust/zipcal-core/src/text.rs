@@ -43,6 +43,11 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
     text.unicode_words()
 }
 
+/// Byte spans (start, end) of the words of `text`, lazily.
+pub fn words_indices(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    text.unicode_word_indices().map(|(i, w)| (i, i + w.len()))
+}
+
 /// Byte offsets of the words of `text` (start, end), in original case.
 pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
     text.unicode_word_indices()

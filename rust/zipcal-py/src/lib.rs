@@ -141,6 +141,30 @@ impl Segmenter {
         Ok(enc.get_offsets().to_vec())
     }
 
+    /// Byte span (start, end) in `text` of tokens `lo..hi` (words in words mode); None
+    /// when the range is empty.
+    fn window_span(&self, py: Python<'_>, text: &str, lo: usize, hi: usize) -> PyResult<Option<(usize, usize)>> {
+        if lo >= hi {
+            return Ok(None);
+        }
+        match self.inner.tokenizer() {
+            None => Ok(py.detach(|| {
+                let mut spans = core::text::words_indices(text).skip(lo).take(hi - lo);
+                let first = spans.next()?;
+                let last = spans.last().unwrap_or(first);
+                Some((first.0, last.1))
+            })),
+            Some(t) => {
+                let enc = py
+                    .detach(|| t.tokenizer().encode(text, false))
+                    .map_err(|e| err(py, core::Error::InvalidInput(format!("tokenizer failed: {e}"))))?;
+                let offsets = enc.get_offsets();
+                let hi = hi.min(offsets.len());
+                Ok((lo < hi).then(|| (offsets[lo].0, offsets[hi - 1].1)))
+            }
+        }
+    }
+
     /// Id of a token string, if it is in the vocabulary.
     fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.tokenizer().and_then(|t| t.tokenizer().token_to_id(token))
