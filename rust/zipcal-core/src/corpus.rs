@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
 use arrow_schema::DataType;
 use rayon::prelude::*;
@@ -139,9 +139,30 @@ impl Candidates {
         *self = out;
     }
 
-    fn append(&mut self, other: Candidates, fix: impl Fn(u32) -> u32) {
+    /// Interleave two row-ordered candidate lists into one, by row.
+    fn merge_by_row(a: Candidates, b: Candidates) -> Candidates {
+        let mut out = Candidates::new();
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let take_a = j >= b.len() || (i < a.len() && a.rows[i] <= b.rows[j]);
+            let (src, k) = if take_a { (&a, i) } else { (&b, j) };
+            out.types.extend_from_slice(src.set(k));
+            out.offsets.push(out.types.len());
+            out.rows.push(src.rows[k]);
+            out.windows.push(src.windows[k]);
+            out.tokens.push(src.tokens[k]);
+            if take_a {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        out
+    }
+
+    fn append(&mut self, other: Candidates) {
         let base = self.types.len();
-        self.types.extend(other.types.into_iter().map(fix));
+        self.types.extend(other.types);
         self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
         self.rows.extend(other.rows);
         self.windows.extend(other.windows);
@@ -162,8 +183,8 @@ impl Interner {
             return Ok(id);
         }
         let id = self.names.len() as u32;
-        if id >= LOCAL_BIT - 1 {
-            return Err(Error::Capacity(u64::from(LOCAL_BIT - 1)));
+        if id >= MAX_TYPES {
+            return Err(Error::Capacity(u64::from(MAX_TYPES)));
         }
         self.ids.insert(word.into(), id);
         self.names.push(word.into());
@@ -171,8 +192,8 @@ impl Interner {
     }
 }
 
-/// Marks a type id that is local to a task (a word the task saw first).
-const LOCAL_BIT: u32 = 1 << 31;
+/// Most distinct word types (ids stay clear of [`NO_TYPE`]).
+const MAX_TYPES: u32 = 1 << 31;
 /// Chunks longer than this are tokenized every time rather than cached.
 const MAX_CACHED_CHUNK: usize = 256;
 
@@ -192,27 +213,28 @@ pub struct Corpus {
 struct TaskOut {
     candidates: Candidates,
     counts: AHashMap<u32, u64>,
-    new_words: Vec<Box<str>>,
-    new_chunks: Vec<(Box<str>, Box<[u32]>)>,
     report: IngestReport,
+    /// Documents (index in the batch) that met a chunk missing from the cache.
+    deferred: Vec<usize>,
+    /// Distinct chunks missing from the cache, in order of first appearance.
+    misses: Vec<(usize, usize, usize)>,
 }
 
 /// Read-only view shared by the tasks of a batch.
 struct View<'a> {
     segmenter: &'a Segmenter,
-    words: &'a Interner,
     cache: &'a AHashMap<Box<str>, Box<[u32]>>,
+    /// Chunks resolved for this batch only (cache full, or too long to cache).
+    extra: &'a AHashMap<&'a str, Box<[u32]>>,
     config: &'a CorpusConfig,
-    cache_full: bool,
+    chunked: bool,
 }
 
-/// Per-task mutable state.
+/// Per-task state.
 struct Task<'v, 'a> {
     view: &'v View<'a>,
-    local_words: AHashMap<Box<str>, u32>,
-    local_cache: AHashMap<Box<str>, Box<[u32]>>,
     out: TaskOut,
-    buf: String,
+    seen_misses: AHashSet<&'a str>,
     seq: Vec<u32>,
     scratch: Vec<u32>,
 }
@@ -221,83 +243,67 @@ impl<'v, 'a> Task<'v, 'a> {
     fn new(view: &'v View<'a>) -> Self {
         Task {
             view,
-            local_words: AHashMap::new(),
-            local_cache: AHashMap::new(),
             out: TaskOut {
                 candidates: Candidates::new(),
                 counts: AHashMap::new(),
-                new_words: Vec::new(),
-                new_chunks: Vec::new(),
                 report: IngestReport::default(),
+                deferred: Vec::new(),
+                misses: Vec::new(),
             },
-            buf: String::new(),
+            seen_misses: AHashSet::new(),
             seq: Vec::new(),
             scratch: Vec::new(),
         }
     }
 
-    /// Type ids of `text`, computed without the cache, appended to `out`.
-    fn compute(&mut self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        match self.view.segmenter {
-            Segmenter::Tokenizer(t) => t.push_types_plain(text, out),
-            Segmenter::Words => {
-                for w in words(text) {
-                    lowercase_into(w, &mut self.buf);
-                    let id = if let Some(&id) = self.view.words.ids.get(self.buf.as_str()) {
-                        id
-                    } else if let Some(&id) = self.local_words.get(self.buf.as_str()) {
-                        id
-                    } else {
-                        let id = LOCAL_BIT | self.out.new_words.len() as u32;
-                        let word: Box<str> = self.buf.as_str().into();
-                        self.local_words.insert(word.clone(), id);
-                        self.out.new_words.push(word);
-                        id
-                    };
-                    out.push(id);
-                }
-                Ok(())
-            }
-        }
+    #[inline]
+    fn lookup(&self, chunk: &str) -> Option<&'v [u32]> {
+        self.view
+            .cache
+            .get(chunk)
+            .or_else(|| self.view.extra.get(chunk))
+            .map(|v| &**v)
     }
 
-    fn push_chunk(&mut self, chunk: &str, seq: &mut Vec<u32>) -> Result<()> {
-        if chunk.len() > MAX_CACHED_CHUNK {
-            return self.compute(chunk, seq);
-        }
-        if let Some(v) = self.view.cache.get(chunk) {
-            seq.extend_from_slice(v);
-        } else if let Some(v) = self.local_cache.get(chunk) {
-            seq.extend_from_slice(v);
-        } else {
-            let start = seq.len();
-            self.compute(chunk, seq)?;
-            if !self.view.cache_full {
-                self.local_cache.insert(chunk.into(), seq[start..].into());
-            }
-        }
-        Ok(())
-    }
-
-    fn doc(&mut self, text: &str, row: u64) -> Result<()> {
+    /// Process document `k` of the batch (text `text`, row `row`). With
+    /// `defer_misses`, a document with chunks missing from the cache is not emitted:
+    /// its misses are recorded (as byte ranges of document `k`) and it is deferred.
+    fn doc(&mut self, k: usize, text: &'a str, row: u64, defer_misses: bool) -> Result<()> {
         let mut seq = std::mem::take(&mut self.seq);
         seq.clear();
-        let chunked = match self.view.segmenter {
-            Segmenter::Words => true,
-            Segmenter::Tokenizer(t) => t.chunkable(),
-        };
-        if chunked {
+        let mut missing = false;
+        if self.view.chunked {
+            let base = text.as_ptr() as usize;
             for chunk in Chunks::new(text) {
-                self.push_chunk(chunk, &mut seq)?;
+                match self.lookup(chunk) {
+                    Some(v) if !missing => seq.extend_from_slice(v),
+                    Some(_) => {}
+                    None if defer_misses => {
+                        missing = true;
+                        if self.seen_misses.insert(chunk) {
+                            let start = chunk.as_ptr() as usize - base;
+                            self.out.misses.push((k, start, start + chunk.len()));
+                        }
+                    }
+                    None => {
+                        return Err(Error::InvalidInput(format!(
+                            "internal: chunk {chunk:?} was not resolved"
+                        )))
+                    }
+                }
             }
-        } else {
-            self.compute(text, &mut seq)?;
+        } else if let Segmenter::Tokenizer(t) = self.view.segmenter {
+            t.push_types_plain(text, &mut seq)?;
         }
-        match self.view.config.unit {
-            Unit::Doc => self.emit(&seq, row, 0),
-            Unit::Window(len) => {
-                for (k, w) in seq.chunks(len.max(1)).enumerate() {
-                    self.emit(w, row, k as u32);
+        if missing {
+            self.out.deferred.push(k);
+        } else {
+            match self.view.config.unit {
+                Unit::Doc => self.emit(&seq, row, 0),
+                Unit::Window(len) => {
+                    for (w, part) in seq.chunks(len.max(1)).enumerate() {
+                        self.emit(part, row, w as u32);
+                    }
                 }
             }
         }
@@ -332,13 +338,11 @@ impl<'v, 'a> Task<'v, 'a> {
         self.out.report.candidates += 1;
         self.out.report.tokens += toks.len() as u64;
     }
+}
 
-    fn finish(mut self) -> TaskOut {
-        self.out.new_chunks = self.local_cache.into_iter().collect();
-        // Deterministic cache insertion order.
-        self.out.new_chunks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.out
-    }
+/// Whether a text is skipped as empty (only whitespace).
+fn is_blank(t: &str) -> bool {
+    t.trim_matches(crate::text::is_space).is_empty()
 }
 
 /// Where a batch comes from, for error messages.
@@ -594,6 +598,11 @@ impl Corpus {
 
     /// Ingest a batch of texts (None = null row) whose first element is row `first_row`.
     /// Returns the counters of this batch alone.
+    ///
+    /// Three steps: (1) tasks in parallel resolve every chunk from the cache, emitting
+    /// the documents that are complete and collecting the distinct missing chunks;
+    /// (2) the misses of all tasks, deduplicated, are tokenized once, in parallel, and
+    /// cached; (3) the deferred documents are processed. Candidates keep row order.
     pub fn add_texts(&mut self, texts: &[Option<&str>], first_row: u64) -> Result<IngestReport> {
         // Task boundaries depend only on the batch content.
         let mut bounds = vec![0usize];
@@ -608,41 +617,102 @@ impl Corpus {
         if *bounds.last().unwrap_or(&0) != texts.len() {
             bounds.push(texts.len());
         }
-        let view = View {
-            segmenter: &self.segmenter,
-            words: &self.words,
-            cache: &self.cache,
-            config: &self.config,
-            cache_full: self.cache.len() >= self.config.cache_capacity,
+        let chunked = match &*self.segmenter {
+            Segmenter::Words => true,
+            Segmenter::Tokenizer(t) => t.chunkable(),
         };
-        let outs: Vec<Result<TaskOut>> = crate::threads::install(|| {
-            bounds
-                .par_windows(2)
-                .map(|w| {
-                    let mut task = Task::new(&view);
-                    for (k, text) in texts[w[0]..w[1]].iter().enumerate() {
-                        let row = first_row + (w[0] + k) as u64;
-                        task.out.report.rows += 1;
-                        match text {
-                            None => task.out.report.null_rows += 1,
-                            Some(t) if t.trim_matches(crate::text::is_space).is_empty() => {
-                                task.out.report.bytes += t.len() as u64;
-                                task.out.report.empty_rows += 1
-                            }
-                            Some(t) => {
-                                task.out.report.bytes += t.len() as u64;
-                                task.doc(t, row)?
+        let no_extra = AHashMap::new();
+
+        // (1) resolve from the cache
+        let first: Vec<Result<TaskOut>> = {
+            let view = View {
+                segmenter: &self.segmenter,
+                cache: &self.cache,
+                extra: &no_extra,
+                config: &self.config,
+                chunked,
+            };
+            crate::threads::install(|| {
+                bounds
+                    .par_windows(2)
+                    .map(|w| {
+                        let mut task = Task::new(&view);
+                        for k in w[0]..w[1] {
+                            let r = &mut task.out.report;
+                            r.rows += 1;
+                            match texts[k] {
+                                None => r.null_rows += 1,
+                                Some(t) => {
+                                    r.bytes += t.len() as u64;
+                                    if is_blank(t) {
+                                        r.empty_rows += 1;
+                                    } else {
+                                        task.doc(k, t, first_row + k as u64, true)?;
+                                    }
+                                }
                             }
                         }
-                    }
-                    Ok(task.finish())
-                })
-                .collect()
-        });
+                        Ok(task.out)
+                    })
+                    .collect()
+            })
+        };
+        let first: Vec<TaskOut> = first.into_iter().collect::<Result<_>>()?;
+
+        // (2) tokenize each distinct missing chunk once
+        let mut seen: AHashSet<&str> = AHashSet::new();
+        let mut unique: Vec<&str> = Vec::new();
+        for out in &first {
+            for &(k, a, b) in &out.misses {
+                let chunk = &texts[k].expect("a deferred document has text")[a..b];
+                if seen.insert(chunk) {
+                    unique.push(chunk);
+                }
+            }
+        }
+        drop(seen);
+        let mut extra: AHashMap<&str, Box<[u32]>> = AHashMap::new();
+        if !unique.is_empty() {
+            let seqs = self.resolve_chunks(&unique)?;
+            for (chunk, seq) in unique.into_iter().zip(seqs) {
+                if chunk.len() <= MAX_CACHED_CHUNK && self.cache.len() < self.config.cache_capacity {
+                    self.cache.insert(chunk.into(), seq);
+                } else {
+                    extra.insert(chunk, seq);
+                }
+            }
+        }
+
+        // (3) the deferred documents
+        let second: Vec<Result<Option<TaskOut>>> = {
+            let view = View {
+                segmenter: &self.segmenter,
+                cache: &self.cache,
+                extra: &extra,
+                config: &self.config,
+                chunked,
+            };
+            crate::threads::install(|| {
+                first
+                    .par_iter()
+                    .map(|out| {
+                        if out.deferred.is_empty() {
+                            return Ok(None);
+                        }
+                        let mut task = Task::new(&view);
+                        for &k in &out.deferred {
+                            let text = texts[k].expect("a deferred document has text");
+                            task.doc(k, text, first_row + k as u64, false)?;
+                        }
+                        Ok(Some(task.out))
+                    })
+                    .collect()
+            })
+        };
         let mut batch = IngestReport::default();
-        for out in outs {
-            let out = out?;
-            self.merge(out, &mut batch)?;
+        for (a, b) in first.into_iter().zip(second) {
+            let b = b?;
+            self.merge(a, b, &mut batch);
         }
         add_report(&mut self.report, &batch);
         if let Some(m) = self.config.max_candidates {
@@ -654,6 +724,98 @@ impl Corpus {
         Ok(batch)
     }
 
+    /// Type sequences of chunks missing from the cache: tokenized in parallel;
+    /// in words mode new words are interned in order of appearance.
+    fn resolve_chunks(&mut self, chunks: &[&str]) -> Result<Vec<Box<[u32]>>> {
+        match &*self.segmenter {
+            Segmenter::Tokenizer(t) => crate::threads::install(|| {
+                chunks
+                    .par_iter()
+                    .map(|c| {
+                        let mut v = Vec::new();
+                        t.push_types_plain(c, &mut v)?;
+                        Ok(v.into_boxed_slice())
+                    })
+                    .collect()
+            }),
+            Segmenter::Words => {
+                let lowered: Vec<Vec<String>> = crate::threads::install(|| {
+                    chunks
+                        .par_iter()
+                        .map(|c| {
+                            let mut buf = String::new();
+                            words(c)
+                                .map(|w| {
+                                    lowercase_into(w, &mut buf);
+                                    buf.clone()
+                                })
+                                .collect()
+                        })
+                        .collect()
+                });
+                lowered
+                    .into_iter()
+                    .map(|ws| ws.iter().map(|w| self.words.intern(w)).collect::<Result<Box<[u32]>>>())
+                    .collect()
+            }
+        }
+    }
+
+    fn merge(&mut self, a: TaskOut, b: Option<TaskOut>, batch: &mut IngestReport) {
+        let n_types = self.num_types();
+        if self.counts.len() < n_types {
+            self.counts.resize(n_types, 0);
+        }
+        for out in std::iter::once(&a).chain(b.as_ref()) {
+            for (&t, &c) in &out.counts {
+                self.counts[t as usize] += c;
+            }
+            add_report(batch, &out.report);
+        }
+        match b {
+            None => self.candidates.append(a.candidates),
+            Some(b) => self.candidates.append(Candidates::merge_by_row(a.candidates, b.candidates)),
+        }
+    }
+
+    /// Type ids of one text (one per token, [`NO_TYPE`] for untyped tokens), through
+    /// the same path as ingestion. Words not seen during ingestion get ids past
+    /// `num_types()`, numbered in order of appearance.
+    pub fn type_sequence(&self, text: &str) -> Result<Vec<u32>> {
+        let mut seq = Vec::new();
+        match &*self.segmenter {
+            Segmenter::Tokenizer(t) => {
+                if !t.chunkable() {
+                    t.push_types_plain(text, &mut seq)?;
+                    return Ok(seq);
+                }
+                for chunk in Chunks::new(text) {
+                    match self.cache.get(chunk) {
+                        Some(v) => seq.extend_from_slice(v),
+                        None => t.push_types_plain(chunk, &mut seq)?,
+                    }
+                }
+            }
+            Segmenter::Words => {
+                let mut unseen: AHashMap<String, u32> = AHashMap::new();
+                let base = self.words.names.len() as u32;
+                let mut buf = String::new();
+                for w in words(text) {
+                    lowercase_into(w, &mut buf);
+                    let id = match self.words.ids.get(buf.as_str()) {
+                        Some(&id) => id,
+                        None => {
+                            let next = base + unseen.len() as u32;
+                            *unseen.entry(buf.clone()).or_insert(next)
+                        }
+                    };
+                    seq.push(id);
+                }
+            }
+        }
+        Ok(seq)
+    }
+
     /// Finish ingestion: apply the candidate cap exactly.
     pub fn finish(&mut self) {
         if let Some(m) = self.config.max_candidates {
@@ -661,68 +823,6 @@ impl Corpus {
         }
     }
 
-    fn merge(&mut self, out: TaskOut, batch: &mut IngestReport) -> Result<()> {
-        let remap: Vec<u32> = out
-            .new_words
-            .iter()
-            .map(|w| self.words.intern(w))
-            .collect::<Result<_>>()?;
-        let fix = |id: u32| {
-            if id != NO_TYPE && id & LOCAL_BIT != 0 {
-                remap[(id & !LOCAL_BIT) as usize]
-            } else {
-                id
-            }
-        };
-        let n_types = self.num_types();
-        if self.counts.len() < n_types {
-            self.counts.resize(n_types, 0);
-        }
-        let mut counts: Vec<(u32, u64)> = out.counts.into_iter().map(|(t, c)| (fix(t), c)).collect();
-        counts.sort_unstable();
-        for (t, c) in counts {
-            self.counts[t as usize] += c;
-        }
-        for (chunk, seq) in out.new_chunks {
-            if self.cache.len() >= self.config.cache_capacity {
-                break;
-            }
-            let seq: Box<[u32]> = seq.iter().map(|&t| fix(t)).collect();
-            self.cache.entry(chunk).or_insert(seq);
-        }
-        self.candidates.append(out.candidates, fix);
-        add_report(batch, &out.report);
-        Ok(())
-    }
-
-    /// Type ids of one text (one per token, [`NO_TYPE`] for untyped tokens), through
-    /// the same path as ingestion. Words not seen during ingestion get ids past
-    /// `num_types()`, numbered in order of appearance.
-    pub fn type_sequence(&self, text: &str) -> Result<Vec<u32>> {
-        let view = View {
-            segmenter: &self.segmenter,
-            words: &self.words,
-            cache: &self.cache,
-            config: &self.config,
-            cache_full: true,
-        };
-        let mut task = Task::new(&view);
-        let mut seq = Vec::new();
-        if let Segmenter::Tokenizer(t) = &*self.segmenter {
-            if !t.chunkable() {
-                t.push_types_plain(text, &mut seq)?;
-                return Ok(seq);
-            }
-        }
-        for chunk in Chunks::new(text) {
-            task.push_chunk(chunk, &mut seq)?;
-        }
-        let base = self.words.names.len() as u32;
-        Ok(seq
-            .into_iter()
-            .map(|t| if t != NO_TYPE && t & LOCAL_BIT != 0 { base + (t & !LOCAL_BIT) } else { t })
-            .collect())
-    }
 }
 
 fn add_report(a: &mut IngestReport, b: &IngestReport) {
