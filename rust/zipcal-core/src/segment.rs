@@ -4,7 +4,7 @@
 
 use ahash::AHashMap;
 use serde_json::Value;
-use tokenizers::Tokenizer;
+use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::text::{normalize_type, Chunks};
@@ -47,9 +47,15 @@ impl Segmenter {
             message,
         };
         let config: Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let tokenizer: Tokenizer = json
+        let mut tokenizer: Tokenizer = json
             .parse()
             .map_err(|e| bad(format!("not a tokenizers `tokenizer.json`: {e}")))?;
+        // Types come from whole texts: a truncation or padding setting in the file
+        // must not cut or pad them.
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| bad(format!("cannot disable truncation: {e}")))?;
+        tokenizer.with_padding(None);
         let (token_type, type_names) = build_type_table(&tokenizer).map_err(bad)?;
         let mut types = TokenizerTypes {
             tokenizer,
@@ -111,9 +117,25 @@ impl TokenizerTypes {
     }
 
     /// Append the type ids of `text` (one per token) to `out`, encoding the text whole.
+    /// Runs the tokenizer's own pipeline (added tokens, normaliser, pre-tokenizer,
+    /// model) without building an `Encoding`: the same tokens as `encode(text, false)`.
     pub fn push_types_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        let ids = self.encode_ids(text)?;
-        out.extend(ids.iter().map(|&id| self.type_of(id)));
+        let tok = &self.tokenizer;
+        let fail = |e: tokenizers::Error| Error::InvalidInput(format!("tokenizer {} failed: {e}", self.name));
+        let mut pieces = tok
+            .get_added_vocabulary()
+            .extract_and_normalize(tok.get_normalizer(), text);
+        if let Some(pre) = tok.get_pre_tokenizer() {
+            pre.pre_tokenize(&mut pieces).map_err(fail)?;
+        }
+        pieces
+            .tokenize(|normalized| tok.get_model().tokenize(normalized.get()))
+            .map_err(fail)?;
+        for (_, _, tokens) in pieces.get_splits(OffsetReferential::Original, OffsetType::None) {
+            if let Some(tokens) = tokens {
+                out.extend(tokens.iter().map(|t| self.type_of(t.id)));
+            }
+        }
         Ok(())
     }
 

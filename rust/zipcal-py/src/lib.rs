@@ -11,6 +11,11 @@ use pyo3::types::PyDict;
 use pyo3_arrow::PyArray as ArrowArray;
 use zipcal_core as core;
 
+/// Tokenization allocates many small short-lived buffers; mimalloc serves them far
+/// faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn err(py: Python<'_>, e: core::Error) -> PyErr {
     let class = match &e {
         core::Error::InvalidArgument(_) => "InvalidArgumentError",
