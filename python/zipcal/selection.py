@@ -18,13 +18,14 @@ import pyarrow as pa
 
 from . import _core, strategies
 from .errors import InputError, InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
-from .sources import ReadCounters, ReadOptions, explain_jsonl_error, iter_batches, total_bytes
+from .sources import ReadCounters, ReadOptions, explain_jsonl_error, is_file_source, iter_batches, total_bytes
 from .stats import frequency_summary, pool_stats
 from .tokenizer import describe, resolve, special_ids
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TOKENS = 16
+KEEP_TEXTS_BYTES = 256 << 20
 PACKING_POLICIES = ("truncate", "random-window", "concat-chunk")
 
 
@@ -36,11 +37,13 @@ class _Part:
     first_row: int
     source: str
     source_first_row: int
-    array: pa.Array
+    array: Optional[pa.Array]  # None: texts not kept (re-read on demand)
     length: int
     kept: Optional[np.ndarray] = None
 
     def filter(self, kept_rows: np.ndarray) -> Optional["_Part"]:
+        if self.array is None:
+            return self
         lo = np.searchsorted(kept_rows, self.first_row)
         hi = np.searchsorted(kept_rows, self.first_row + self.length)
         rows = kept_rows[lo:hi]
@@ -113,6 +116,10 @@ class Pool:
         self.invalid_utf8_rows = invalid_utf8_rows
         self._parts = parts
         self._starts = [p.first_row for p in parts]
+        self.texts_kept = all(p.array is not None for p in parts)
+        self._fetched: Dict[int, str] = {}
+        self._source: Any = None
+        self._read_options: Optional[ReadOptions] = None
         self.rows = corpus.rows().astype(np.int64)
         self.windows = corpus.windows().astype(np.int64)
         self.tokens = corpus.tokens().astype(np.int64)
@@ -142,8 +149,39 @@ class Pool:
 
     def row_text(self, row: int) -> str:
         """The full text of source row ``row`` (global row number)."""
-        value = self._part(row).text(row)
+        part = self._part(row)
+        if part.array is None:
+            if row not in self._fetched:
+                self.prefetch([row])
+            return self._fetched[row]
+        value = part.text(row)
         return "" if value is None else value
+
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Read the texts of ``rows`` again from the source in one pass (pools built
+        with ``keep_texts=False`` keep no texts in memory)."""
+        if self.texts_kept:
+            return
+        missing = sorted({int(r) for r in rows} - set(self._fetched))
+        if not missing:
+            return
+        if self._source is None or self._read_options is None:
+            raise InvalidArgumentError("this pool kept no texts and cannot re-read its source")
+        want = np.asarray(missing, dtype=np.int64)
+        row = 0
+        for batch in iter_batches(self._source, self._read_options):
+            lo = np.searchsorted(want, row)
+            hi = np.searchsorted(want, row + len(batch.array))
+            if hi > lo:
+                local = want[lo:hi] - row
+                for r, v in zip(want[lo:hi], batch.array.take(pa.array(local)).to_pylist()):
+                    self._fetched[int(r)] = v if v is not None else ""
+            row += len(batch.array)
+            if hi >= len(want) and lo >= len(want):
+                break
+        lost = [r for r in missing if r not in self._fetched]
+        if lost:
+            raise InputError(f"the source changed since it was read: rows {lost[:5]} are gone")
 
     def row_origin(self, row: int) -> tuple:
         """(source name, row inside that source) of global row ``row``."""
@@ -185,6 +223,7 @@ def load_pool(
     cache_capacity: int = 4_000_000,
     max_candidates: Optional[int] = None,
     max_memory: Union[int, str, None] = None,
+    keep_texts: Union[bool, str] = "auto",
 ) -> Pool:
     """Read and tokenize a corpus into a :class:`Pool` (see :func:`select` for arguments).
     ``source=None`` uses the embedded default corpus.
@@ -192,7 +231,11 @@ def load_pool(
     Bounded memory: ``max_candidates`` keeps only the candidates with the largest type
     sets (and their texts); ``max_memory`` (bytes, or a string like ``"2G"``) derives that
     cap from the footprint of the first batch. Greedy on the kept candidates is checked
-    against an exactness certificate (see :func:`select`)."""
+    against an exactness certificate (see :func:`select`).
+
+    ``keep_texts``: keep the texts in memory (True), or re-read the selected rows from
+    the input files afterwards (False). "auto" keeps them unless the input is files
+    larger than 256 MiB in total."""
     if unit not in ("doc", "window"):
         raise InvalidArgumentError(f"unit must be 'doc' or 'window', got {unit!r}")
     seq_len = _positive("seq_len", seq_len)
@@ -205,6 +248,13 @@ def load_pool(
 
         source = default_corpus()
     opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
+    if keep_texts not in (True, False, "auto"):
+        raise InvalidArgumentError(f"keep_texts must be True, False or 'auto', got {keep_texts!r}")
+    files = is_file_source(source)
+    if keep_texts == "auto":
+        keep_texts = not files or (total_bytes(source) or 0) <= KEEP_TEXTS_BYTES
+    elif not keep_texts and not files:
+        raise InvalidArgumentError("keep_texts=False needs input files that can be read again")
     segmenter = resolve(tokenizer)
     if max_candidates is not None:
         max_candidates = _positive("max_candidates", max_candidates)
@@ -244,7 +294,9 @@ def load_pool(
                     # Rows of a JSONL file are records, not lines: name the line instead.
                     explain_jsonl_error(batch.source, opts)
                     raise
-                parts.append(_Part(row, batch.source, batch.first_row, batch.array, len(batch.array)))
+                parts.append(
+                    _Part(row, batch.source, batch.first_row, batch.array if keep_texts else None, len(batch.array))
+                )
                 row += len(batch.array)
                 if budget is not None and max_candidates is None and len(corpus):
                     max_candidates = _cap_from_budget(corpus, parts, budget)
@@ -278,11 +330,13 @@ def load_pool(
         invalid_utf8_rows=counters.invalid_utf8_rows + int(corpus.report()["invalid_utf8_rows"]),
     )
     pool.max_candidates = max_candidates
+    if not keep_texts:
+        pool._source, pool._read_options = source, opts
     pool._reload = (
         dict(
             source=source, tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens,
             text_column=text_column, text_split=text_split, encoding_errors=encoding_errors,
-            threads=threads, progress=progress, cache_capacity=cache_capacity,
+            threads=threads, progress=progress, cache_capacity=cache_capacity, keep_texts=keep_texts,
         )
         if _rereadable(source)
         else None
@@ -358,6 +412,7 @@ def select(
     progress: bool = False,
     max_candidates: Optional[int] = None,
     max_memory: Union[int, str, None] = None,
+    keep_texts: Union[bool, str] = "auto",
     **options: Any,
 ) -> "Selection":
     """Choose ``n`` calibration samples from ``source``.
@@ -406,6 +461,7 @@ def select(
             progress=progress,
             max_candidates=max_candidates,
             max_memory=max_memory,
+            keep_texts=keep_texts,
         )
     if len(pool) < n:
         r = pool.report
@@ -477,6 +533,7 @@ class Selection:
         self.token_counts = pool.tokens[self.candidates]
         self.gains = picked.gains
         self.synthetic = picked.texts is not None
+        pool.prefetch(self.indices)
         self.texts: List[str] = (
             list(picked.texts) if picked.texts is not None else [pool.candidate_text(int(c)) for c in self.candidates]
         )

@@ -112,12 +112,17 @@ def _looks_like_paths(items: Sequence[Any]) -> bool:
     return True
 
 
+def is_file_source(source: Any) -> bool:
+    """Whether ``source`` names files (a path, glob, folder, or a list of those)."""
+    return isinstance(source, (str, os.PathLike)) or (
+        isinstance(source, (list, tuple)) and _looks_like_paths(source)
+    )
+
+
 def total_bytes(source: Any) -> Optional[int]:
     """Size of the input in bytes where cheaply known (for progress bars)."""
     try:
-        if isinstance(source, (str, os.PathLike)) or (
-            isinstance(source, (list, tuple)) and _looks_like_paths(source)
-        ):
+        if is_file_source(source):
             return sum(os.path.getsize(p) for p in expand_paths(source))
     except (OSError, InputError):
         return None
