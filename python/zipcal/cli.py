@@ -41,6 +41,7 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: ZIPCAL_NUM_THREADS or all CPUs)")
     p.add_argument("--max-candidates", type=int, default=None, help="bounded memory: keep only this many candidates (largest type sets)")
     p.add_argument("--max-memory", default=None, help="bounded memory: approximate budget for candidates and their texts, e.g. 2G")
+    p.add_argument("--keep-texts", choices=["auto", "yes", "no"], default="auto", help="keep texts in memory, or re-read the selected rows from the files (auto: keep below 256 MiB of input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
 
 
@@ -57,6 +58,7 @@ def _pool_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         progress=not args.quiet,
         max_candidates=args.max_candidates,
         max_memory=args.max_memory,
+        keep_texts={"auto": "auto", "yes": True, "no": False}[args.keep_texts],
     )
 
 
