@@ -212,7 +212,8 @@ pub struct Corpus {
 /// What one task produced.
 struct TaskOut {
     candidates: Candidates,
-    counts: AHashMap<u32, u64>,
+    /// Occurrences of each entry of `candidates`' type lists (aligned with them).
+    set_counts: Vec<u32>,
     report: IngestReport,
     /// Documents (index in the batch) that met a chunk missing from the cache.
     deferred: Vec<usize>,
@@ -245,7 +246,7 @@ impl<'v, 'a> Task<'v, 'a> {
             view,
             out: TaskOut {
                 candidates: Candidates::new(),
-                counts: AHashMap::new(),
+                set_counts: Vec::new(),
                 report: IngestReport::default(),
                 deferred: Vec::new(),
                 misses: Vec::new(),
@@ -327,7 +328,7 @@ impl<'v, 'a> Task<'v, 'a> {
             while j < self.scratch.len() && self.scratch[j] == t {
                 j += 1;
             }
-            *self.out.counts.entry(t).or_insert(0) += (j - i) as u64;
+            self.out.set_counts.push((j - i) as u32);
             c.types.push(t);
             i = j;
         }
@@ -767,8 +768,8 @@ impl Corpus {
             self.counts.resize(n_types, 0);
         }
         for out in std::iter::once(&a).chain(b.as_ref()) {
-            for (&t, &c) in &out.counts {
-                self.counts[t as usize] += c;
+            for (&t, &c) in out.candidates.types.iter().zip(&out.set_counts) {
+                self.counts[t as usize] += u64::from(c);
             }
             add_report(batch, &out.report);
         }
