@@ -14,6 +14,7 @@ use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
 use arrow_schema::DataType;
 use rayon::prelude::*;
 
+use crate::cache::{ChunkKey, TypeSeq};
 use crate::error::{Error, Result};
 use crate::segment::{Segmenter, NO_TYPE};
 use crate::text::{lowercase_into, words, Chunks};
@@ -202,7 +203,7 @@ pub struct Corpus {
     segmenter: Arc<Segmenter>,
     config: CorpusConfig,
     words: Interner,
-    cache: AHashMap<Box<str>, Box<[u32]>>,
+    cache: AHashMap<ChunkKey, TypeSeq>,
     counts: Vec<u64>,
     candidates: Candidates,
     report: IngestReport,
@@ -224,7 +225,7 @@ struct TaskOut {
 /// Read-only view shared by the tasks of a batch.
 struct View<'a> {
     segmenter: &'a Segmenter,
-    cache: &'a AHashMap<Box<str>, Box<[u32]>>,
+    cache: &'a AHashMap<ChunkKey, TypeSeq>,
     /// Chunks resolved for this batch only (cache full, or too long to cache).
     extra: &'a AHashMap<&'a str, Box<[u32]>>,
     config: &'a CorpusConfig,
@@ -262,8 +263,8 @@ impl<'v, 'a> Task<'v, 'a> {
         self.view
             .cache
             .get(chunk)
-            .or_else(|| self.view.extra.get(chunk))
-            .map(|v| &**v)
+            .map(TypeSeq::as_slice)
+            .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
 
     /// Process document `k` of the batch (text `text`, row `row`). With
@@ -677,7 +678,7 @@ impl Corpus {
             let seqs = self.resolve_chunks(&unique)?;
             for (chunk, seq) in unique.into_iter().zip(seqs) {
                 if chunk.len() <= MAX_CACHED_CHUNK && self.cache.len() < self.config.cache_capacity {
-                    self.cache.insert(chunk.into(), seq);
+                    self.cache.insert(ChunkKey::new(chunk), TypeSeq::new(&seq));
                 } else {
                     extra.insert(chunk, seq);
                 }
@@ -792,7 +793,7 @@ impl Corpus {
                 }
                 for chunk in Chunks::new(text) {
                     match self.cache.get(chunk) {
-                        Some(v) => seq.extend_from_slice(v),
+                        Some(v) => seq.extend_from_slice(v.as_slice()),
                         None => t.push_types_plain(chunk, &mut seq)?,
                     }
                 }
