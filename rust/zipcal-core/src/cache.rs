@@ -20,7 +20,10 @@ impl ChunkKey {
         if s.len() <= INLINE_KEY {
             let mut bytes = [0u8; INLINE_KEY];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
-            ChunkKey::Inline { len: s.len() as u8, bytes }
+            ChunkKey::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
         } else {
             ChunkKey::Heap(s.into())
         }
@@ -75,7 +78,10 @@ impl TypeSeq {
         if ids.len() <= INLINE_VAL {
             let mut inline = [0u32; INLINE_VAL];
             inline[..ids.len()].copy_from_slice(ids);
-            TypeSeq::Inline { len: ids.len() as u8, ids: inline }
+            TypeSeq::Inline {
+                len: ids.len() as u8,
+                ids: inline,
+            }
         } else {
             TypeSeq::Heap(ids.into())
         }
@@ -99,7 +105,12 @@ mod tests {
     fn keys_and_values_round_trip_and_are_found_by_str() {
         let mut m: AHashMap<ChunkKey, TypeSeq> = AHashMap::new();
         let long = "x".repeat(40);
-        for (k, v) in [("", &[][..]), (" the", &[7][..]), ("é東", &[1, 2, 3][..]), (long.as_str(), &[1, 2, 3, 4][..])] {
+        for (k, v) in [
+            ("", &[][..]),
+            (" the", &[7][..]),
+            ("é東", &[1, 2, 3][..]),
+            (long.as_str(), &[1, 2, 3, 4][..]),
+        ] {
             m.insert(ChunkKey::new(k), TypeSeq::new(v));
             assert_eq!(ChunkKey::new(k).as_str(), k);
             assert_eq!(m.get(k).map(TypeSeq::as_slice), Some(v));

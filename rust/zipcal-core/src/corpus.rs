@@ -10,7 +10,9 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use ahash::{AHashMap, AHashSet};
-use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_array::{
+    Array, GenericStringArray, LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray,
+};
 use arrow_schema::DataType;
 use rayon::prelude::*;
 
@@ -164,7 +166,8 @@ impl Candidates {
     fn append(&mut self, other: Candidates) {
         let base = self.types.len();
         self.types.extend(other.types);
-        self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|o| o + base));
         self.rows.extend(other.rows);
         self.windows.extend(other.windows);
         self.tokens.extend(other.tokens);
@@ -319,7 +322,8 @@ impl<'v, 'a> Task<'v, 'a> {
             return;
         }
         self.scratch.clear();
-        self.scratch.extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
+        self.scratch
+            .extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
         self.scratch.sort_unstable();
         let c = &mut self.out.candidates;
         let mut i = 0;
@@ -401,39 +405,42 @@ pub fn arrow_strings<'a>(
                 .map(|i| check(get(i), i, origin, replace))
                 .collect::<Result<_>>()
         })?;
-        let invalid = out.iter().filter(|s| matches!(s, Some(Cow::Owned(_)))).count() as u64;
+        let invalid = out
+            .iter()
+            .filter(|s| matches!(s, Some(Cow::Owned(_))))
+            .count() as u64;
         Ok((out, invalid))
+    }
+    fn offset_strings<'a, O: OffsetSizeTrait>(
+        a: &'a GenericStringArray<O>,
+        origin: &Origin,
+        replace: bool,
+    ) -> Result<(Vec<Option<Cow<'a, str>>>, u64)> {
+        let (offsets, data) = (a.value_offsets(), a.value_data());
+        run(
+            a.len(),
+            |i| {
+                (!a.is_null(i)).then(|| {
+                    let (lo, hi) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
+                    (&data[lo..hi], a.value(i))
+                })
+            },
+            origin,
+            replace,
+        )
     }
     let any = array.as_any();
     match array.data_type() {
-        DataType::Utf8 => {
-            let a = any.downcast_ref::<StringArray>().expect("Utf8");
-            let (offsets, data) = (a.value_offsets(), a.value_data());
-            run(
-                a.len(),
-                |i| {
-                    (!a.is_null(i)).then(|| {
-                        (&data[offsets[i] as usize..offsets[i + 1] as usize], a.value(i))
-                    })
-                },
-                origin,
-                replace,
-            )
-        }
-        DataType::LargeUtf8 => {
-            let a = any.downcast_ref::<LargeStringArray>().expect("LargeUtf8");
-            let (offsets, data) = (a.value_offsets(), a.value_data());
-            run(
-                a.len(),
-                |i| {
-                    (!a.is_null(i)).then(|| {
-                        (&data[offsets[i] as usize..offsets[i + 1] as usize], a.value(i))
-                    })
-                },
-                origin,
-                replace,
-            )
-        }
+        DataType::Utf8 => offset_strings(
+            any.downcast_ref::<StringArray>().expect("Utf8"),
+            origin,
+            replace,
+        ),
+        DataType::LargeUtf8 => offset_strings(
+            any.downcast_ref::<LargeStringArray>().expect("LargeUtf8"),
+            origin,
+            replace,
+        ),
         DataType::Utf8View => {
             let a = any.downcast_ref::<StringViewArray>().expect("Utf8View");
             let views = a.views();
@@ -449,7 +456,10 @@ pub fn arrow_strings<'a>(
                             // SAFETY: `view` is a u128 inside the views buffer; bytes 4..4+len of it are the
                             // inline string (Arrow view layout), and the reference lives as long as `a`.
                             unsafe {
-                                std::slice::from_raw_parts((view as *const u128 as *const u8).add(4), len)
+                                std::slice::from_raw_parts(
+                                    (view as *const u128 as *const u8).add(4),
+                                    len,
+                                )
                             }
                         } else {
                             let buffer = (*view >> 64) as u32 as usize;
@@ -473,7 +483,9 @@ pub fn arrow_strings<'a>(
 impl Corpus {
     pub fn new(segmenter: Arc<Segmenter>, config: CorpusConfig) -> Result<Corpus> {
         if let Unit::Window(0) = config.unit {
-            return Err(Error::InvalidArgument("seq_len must be > 0 for window units".into()));
+            return Err(Error::InvalidArgument(
+                "seq_len must be > 0 for window units".into(),
+            ));
         }
         let counts = match segmenter.tokenizer() {
             Some(t) => vec![0; t.num_types()],
@@ -677,7 +689,8 @@ impl Corpus {
         if !unique.is_empty() {
             let seqs = self.resolve_chunks(&unique)?;
             for (chunk, seq) in unique.into_iter().zip(seqs) {
-                if chunk.len() <= MAX_CACHED_CHUNK && self.cache.len() < self.config.cache_capacity {
+                if chunk.len() <= MAX_CACHED_CHUNK && self.cache.len() < self.config.cache_capacity
+                {
                     self.cache.insert(ChunkKey::new(chunk), TypeSeq::new(&seq));
                 } else {
                     extra.insert(chunk, seq);
@@ -757,7 +770,11 @@ impl Corpus {
                 });
                 lowered
                     .into_iter()
-                    .map(|ws| ws.iter().map(|w| self.words.intern(w)).collect::<Result<Box<[u32]>>>())
+                    .map(|ws| {
+                        ws.iter()
+                            .map(|w| self.words.intern(w))
+                            .collect::<Result<Box<[u32]>>>()
+                    })
                     .collect()
             }
         }
@@ -776,7 +793,9 @@ impl Corpus {
         }
         match b {
             None => self.candidates.append(a.candidates),
-            Some(b) => self.candidates.append(Candidates::merge_by_row(a.candidates, b.candidates)),
+            Some(b) => self
+                .candidates
+                .append(Candidates::merge_by_row(a.candidates, b.candidates)),
         }
     }
 
@@ -824,7 +843,6 @@ impl Corpus {
             self.compact(m);
         }
     }
-
 }
 
 fn add_report(a: &mut IngestReport, b: &IngestReport) {

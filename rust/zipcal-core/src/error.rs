@@ -11,7 +11,10 @@ pub enum Error {
     InvalidArgument(String),
     /// A tokenizer file could not be read or parsed.
     #[error("invalid tokenizer {source_name}: {message}")]
-    Tokenizer { source_name: String, message: String },
+    Tokenizer {
+        source_name: String,
+        message: String,
+    },
     /// The input data is not what the caller said it is (wrong Arrow type, ...).
     #[error("{0}")]
     InvalidInput(String),

@@ -46,7 +46,8 @@ impl Segmenter {
             source_name: name.to_string(),
             message,
         };
-        let config: Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let config: Value =
+            serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let mut tokenizer: Tokenizer = json
             .parse()
             .map_err(|e| bad(format!("not a tokenizers `tokenizer.json`: {e}")))?;
@@ -121,7 +122,9 @@ impl TokenizerTypes {
     /// model) without building an `Encoding`: the same tokens as `encode(text, false)`.
     pub fn push_types_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         let tok = &self.tokenizer;
-        let fail = |e: tokenizers::Error| Error::InvalidInput(format!("tokenizer {} failed: {e}", self.name));
+        let fail = |e: tokenizers::Error| {
+            Error::InvalidInput(format!("tokenizer {} failed: {e}", self.name))
+        };
         let mut pieces = tok
             .get_added_vocabulary()
             .extract_and_normalize(tok.get_normalizer(), text);
@@ -287,7 +290,7 @@ fn config_is_chunkable(config: &Value) -> bool {
     let added_ok = config
         .get("added_tokens")
         .and_then(Value::as_array)
-        .map_or(true, |toks| {
+        .is_none_or(|toks| {
             toks.iter().all(|t| {
                 let flag = |k: &str| t.get(k).and_then(Value::as_bool).unwrap_or(false);
                 let content = t.get("content").and_then(Value::as_str).unwrap_or("");

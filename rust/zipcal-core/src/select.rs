@@ -102,7 +102,9 @@ impl PartialOrd for Entry {
 /// Sizes saturate at 2^32 - 1 (a set that large cannot exist: type ids are u32).
 #[inline]
 fn pack(gain: u64, size: u64, index: usize) -> u128 {
-    (u128::from(gain) << 64) | (u128::from(size.min(u64::from(u32::MAX))) << 32) | u128::from(u32::MAX - index as u32)
+    (u128::from(gain) << 64)
+        | (u128::from(size.min(u64::from(u32::MAX))) << 32)
+        | u128::from(u32::MAX - index as u32)
 }
 
 #[inline]
@@ -170,7 +172,11 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
             .into_par_iter()
             .map(|i| {
                 let set = c.set(i);
-                pack(set.iter().map(|&t| weights[t as usize]).sum(), set.len() as u64, i)
+                pack(
+                    set.iter().map(|&t| weights[t as usize]).sum(),
+                    set.len() as u64,
+                    i,
+                )
             })
             .collect()
     });
@@ -291,7 +297,13 @@ mod tests {
         assert_eq!(g.order, vec![2, 0, 4, 1]);
         assert_eq!(g.gains, vec![4, 3, 1, 0]);
         assert_eq!(g.covered_types, 8);
-        assert_eq!(g, Greedy { evaluations: g.evaluations, ..naive_greedy(&c, &w, 4).unwrap() });
+        assert_eq!(
+            g,
+            Greedy {
+                evaluations: g.evaluations,
+                ..naive_greedy(&c, &w, 4).unwrap()
+            }
+        );
     }
 
     #[test]
@@ -306,7 +318,10 @@ mod tests {
         let w = type_weights(&[100, 1, 0], Weighting::Zipf);
         assert!(w[1] > w[0]);
         assert_eq!(w[2], 0);
-        assert_eq!(w[0], ((1.0f64 + 101.0 / 100.0).ln() * WEIGHT_SCALE).round() as u64);
+        assert_eq!(
+            w[0],
+            ((1.0f64 + 101.0 / 100.0).ln() * WEIGHT_SCALE).round() as u64
+        );
         // rare type 1 alone beats two frequent ones
         let c = Candidates::from_sets(&[vec![0], vec![1]]);
         assert_eq!(lazy_greedy(&c, &w, 1).unwrap().order, vec![1]);
@@ -316,10 +331,17 @@ mod tests {
     fn rejects_bad_arguments() {
         let c = sets();
         let w = vec![1; 8];
-        assert!(matches!(lazy_greedy(&c, &w, 0), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            lazy_greedy(&c, &w, 0),
+            Err(Error::InvalidArgument(_))
+        ));
         assert!(matches!(
             lazy_greedy(&c, &w, 7),
-            Err(Error::NotEnoughCandidates { available: 6, requested: 7, .. })
+            Err(Error::NotEnoughCandidates {
+                available: 6,
+                requested: 7,
+                ..
+            })
         ));
         assert!(lazy_greedy(&c, &[1; 3], 1).is_err());
         assert_eq!(coverage(&c, &w, &[0, 3]).unwrap(), (3, 3));

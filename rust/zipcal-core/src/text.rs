@@ -80,7 +80,7 @@ fn prev_is_space(text: &str, i: usize) -> bool {
     if b < 0x80 {
         return is_space(b as char);
     }
-    text[..i].chars().next_back().map_or(true, is_space)
+    text[..i].chars().next_back().is_none_or(is_space)
 }
 
 #[inline]
@@ -89,7 +89,7 @@ fn next_is_space(text: &str, i: usize) -> bool {
     match text.as_bytes().get(i) {
         None => true,
         Some(&b) if b < 0x80 => is_space(b as char),
-        Some(_) => text[i..].chars().next().map_or(true, is_space),
+        Some(_) => text[i..].chars().next().is_none_or(is_space),
     }
 }
 
@@ -105,9 +105,7 @@ impl<'a> Iterator for Chunks<'a> {
         // A chunk always contains the character at `start`; look for a boundary after it.
         let mut i = start + 1;
         while i < bytes.len() {
-            if bytes[i] == b' '
-                && !prev_is_space(self.text, i)
-                && !next_is_space(self.text, i + 1)
+            if bytes[i] == b' ' && !prev_is_space(self.text, i) && !next_is_space(self.text, i + 1)
             {
                 break;
             }
@@ -139,7 +137,10 @@ mod tests {
         let t = "Hello, world.  Two  spaces\nnew line é ü";
         let c: Vec<&str> = Chunks::new(t).collect();
         assert_eq!(c.concat(), t);
-        assert_eq!(c, vec!["Hello,", " world.  Two  spaces\nnew", " line", " é", " ü"]);
+        assert_eq!(
+            c,
+            vec!["Hello,", " world.  Two  spaces\nnew", " line", " é", " ü"]
+        );
         assert_eq!(Chunks::new("").count(), 0);
         assert_eq!(Chunks::new(" a").collect::<Vec<_>>(), vec![" a"]);
     }

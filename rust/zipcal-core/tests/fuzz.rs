@@ -26,9 +26,39 @@ impl Rng {
 }
 
 const TRICKY: &[&str] = &[
-    " ", "  ", "\n", "\t", "\r\n", "\u{a0}", "\u{3000}", "\u{200d}", "\u{301}", "\u{fe0f}", "'", "'s",
-    "’", "-", ".", ",", "3", "12345", "é", "東", "🇺", "🏽", "👍", "Ġ", "▁", "<|endoftext|>", "\u{1c}",
-    "\u{85}", "\u{2028}", "İ", "ß", "Σ", "ς",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\r\n",
+    "\u{a0}",
+    "\u{3000}",
+    "\u{200d}",
+    "\u{301}",
+    "\u{fe0f}",
+    "'",
+    "'s",
+    "’",
+    "-",
+    ".",
+    ",",
+    "3",
+    "12345",
+    "é",
+    "東",
+    "🇺",
+    "🏽",
+    "👍",
+    "Ġ",
+    "▁",
+    "<|endoftext|>",
+    "\u{1c}",
+    "\u{85}",
+    "\u{2028}",
+    "İ",
+    "ß",
+    "Σ",
+    "ς",
 ];
 
 /// GPT-2's byte -> printable character map.
@@ -50,7 +80,11 @@ fn byte_chars() -> Vec<char> {
 
 fn tiny_byte_level_bpe() -> String {
     let chars = byte_chars();
-    let mut vocab: Vec<(String, u32)> = chars.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
+    let mut vocab: Vec<(String, u32)> = chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.to_string(), i as u32))
+        .collect();
     let g = chars[b' ' as usize];
     let merges = [
         (format!("{g}"), "t".to_string()),
@@ -69,7 +103,10 @@ fn tiny_byte_level_bpe() -> String {
         .iter()
         .map(|(k, v)| format!("{}: {v}", serde_json_string(k)))
         .collect();
-    let merges_json: Vec<String> = merges.iter().map(|(a, b)| serde_json_string(&format!("{a} {b}"))).collect();
+    let merges_json: Vec<String> = merges
+        .iter()
+        .map(|(a, b)| serde_json_string(&format!("{a} {b}")))
+        .collect();
     format!(
         r#"{{"version":"1.0","truncation":null,"padding":null,
         "added_tokens":[{{"id":{eot},"content":"<|endoftext|>","single_word":false,"lstrip":false,"rstrip":false,"normalized":true,"special":true}}],
@@ -148,12 +185,20 @@ fn mutate(rng: &mut Rng, seeds: &[String], text: &str) -> String {
 
 #[test]
 fn fuzz_segmentation_ingestion_and_selection() {
-    let seconds: u64 = std::env::var("ZIPCAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::var("ZIPCAL_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let seeds = seeds();
-    let bpe = Arc::new(Segmenter::from_tokenizer_json(&tiny_byte_level_bpe(), "tiny-bpe").expect("tiny tokenizer"));
+    let bpe = Arc::new(
+        Segmenter::from_tokenizer_json(&tiny_byte_level_bpe(), "tiny-bpe").expect("tiny tokenizer"),
+    );
     let tok = bpe.tokenizer().unwrap();
-    assert!(tok.chunkable(), "the byte-level tokenizer must use the chunk cache");
+    assert!(
+        tok.chunkable(),
+        "the byte-level tokenizer must use the chunk cache"
+    );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut executions = 0u64;
     let mut pool: Vec<String> = seeds.clone();
@@ -171,20 +216,38 @@ fn fuzz_segmentation_ingestion_and_selection() {
         let corpus = Corpus::new(bpe.clone(), CorpusConfig::default()).unwrap();
         assert_eq!(corpus.type_sequence(&text).unwrap(), plain, "{text:?}");
         // ingestion + selection never panic and lazy == naive
-        let batch: Vec<String> = (0..1 + rng.below(12)).map(|_| mutate(&mut rng, &seeds, &text)).collect();
+        let batch: Vec<String> = (0..1 + rng.below(12))
+            .map(|_| mutate(&mut rng, &seeds, &text))
+            .collect();
         let mut texts: Vec<Option<&str>> = batch.iter().map(|s| Some(s.as_str())).collect();
         if rng.below(4) == 0 {
             texts.push(None);
         }
         for seg in [Arc::new(Segmenter::Words), bpe.clone()] {
-            let unit = if rng.below(2) == 0 { Unit::Doc } else { Unit::Window(1 + rng.below(8)) };
-            let cfg = CorpusConfig { unit, min_tokens: rng.below(4), task_bytes: 1 + rng.below(256), ..CorpusConfig::default() };
+            let unit = if rng.below(2) == 0 {
+                Unit::Doc
+            } else {
+                Unit::Window(1 + rng.below(8))
+            };
+            let cfg = CorpusConfig {
+                unit,
+                min_tokens: rng.below(4),
+                task_bytes: 1 + rng.below(256),
+                ..CorpusConfig::default()
+            };
             let mut c = Corpus::new(seg, cfg).unwrap();
             c.add_texts(&texts, 0).unwrap();
             if !c.candidates().is_empty() {
                 let n = 1 + rng.below(c.candidates().len());
                 let zipf = rng.below(2) == 0;
-                let w = type_weights(c.counts(), if zipf { Weighting::Zipf } else { Weighting::Uniform });
+                let w = type_weights(
+                    c.counts(),
+                    if zipf {
+                        Weighting::Zipf
+                    } else {
+                        Weighting::Uniform
+                    },
+                );
                 let lazy = lazy_greedy(c.candidates(), &w, n).unwrap();
                 let naive = naive_greedy(c.candidates(), &w, n).unwrap();
                 assert_eq!(lazy.order, naive.order);

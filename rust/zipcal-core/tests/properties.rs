@@ -71,10 +71,19 @@ proptest! {
 fn words_corpus_counts_and_candidates() {
     let mut c = Corpus::new(
         Arc::new(Segmenter::Words),
-        CorpusConfig { min_tokens: 2, ..CorpusConfig::default() },
+        CorpusConfig {
+            min_tokens: 2,
+            ..CorpusConfig::default()
+        },
     )
     .unwrap();
-    let texts = [Some("The cat. the DOG!"), None, Some("   "), Some("cat"), Some("A dog and a cat")];
+    let texts = [
+        Some("The cat. the DOG!"),
+        None,
+        Some("   "),
+        Some("cat"),
+        Some("A dog and a cat"),
+    ];
     let r = c.add_texts(&texts, 10).unwrap();
     assert_eq!(r.rows, 5);
     assert_eq!(r.null_rows, 1);
@@ -101,14 +110,21 @@ fn words_corpus_counts_and_candidates() {
 
 #[test]
 fn window_units_split_token_sequences() {
-    let cfg = CorpusConfig { unit: Unit::Window(3), min_tokens: 2, ..CorpusConfig::default() };
+    let cfg = CorpusConfig {
+        unit: Unit::Window(3),
+        min_tokens: 2,
+        ..CorpusConfig::default()
+    };
     let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
     c.add_texts(&[Some("a b c d e f g h")], 0).unwrap();
     assert_eq!(c.candidates().windows(), &[0, 1, 2]);
     assert_eq!(c.candidates().tokens(), &[3, 3, 2]);
     assert!(Corpus::new(
         Arc::new(Segmenter::Words),
-        CorpusConfig { unit: Unit::Window(0), ..CorpusConfig::default() }
+        CorpusConfig {
+            unit: Unit::Window(0),
+            ..CorpusConfig::default()
+        }
     )
     .is_err());
 }
@@ -116,13 +132,23 @@ fn window_units_split_token_sequences() {
 #[test]
 fn thread_count_does_not_change_results() {
     let docs: Vec<String> = (0..2000)
-        .map(|i| format!("doc {i} word{} shared text w{} {}", i % 97, i % 13, "x ".repeat(i % 5)))
+        .map(|i| {
+            format!(
+                "doc {i} word{} shared text w{} {}",
+                i % 97,
+                i % 13,
+                "x ".repeat(i % 5)
+            )
+        })
         .collect();
     let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
     let mut results = Vec::new();
     for threads in [1, 2, 8] {
         threads::set_num_threads(threads);
-        let cfg = CorpusConfig { task_bytes: 4096, ..CorpusConfig::default() };
+        let cfg = CorpusConfig {
+            task_bytes: 4096,
+            ..CorpusConfig::default()
+        };
         let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
         c.add_texts(&texts, 0).unwrap();
         let w = type_weights(c.counts(), Weighting::Zipf);
@@ -189,7 +215,10 @@ fn certificate_holds_when_evicted_sets_are_small() {
     docs.push("eta theta iota kappa lambda mu".into());
     docs.push("alpha beta nu xi omicron pi".into());
     let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
-    let cfg = CorpusConfig { max_candidates: Some(3), ..CorpusConfig::default() };
+    let cfg = CorpusConfig {
+        max_candidates: Some(3),
+        ..CorpusConfig::default()
+    };
     let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
     c.add_texts(&texts, 0).unwrap();
     c.finish();
@@ -198,7 +227,12 @@ fn certificate_holds_when_evicted_sets_are_small() {
     assert_eq!(c.report().evicted_candidates, 20);
     let w = type_weights(c.counts(), Weighting::Uniform);
     let g = lazy_greedy(c.candidates(), &w, 3).unwrap();
-    let picks: Vec<(u64, u64)> = g.order.iter().zip(&g.gains).map(|(&i, &gn)| (gn, c.candidates().set(i).len() as u64)).collect();
+    let picks: Vec<(u64, u64)> = g
+        .order
+        .iter()
+        .zip(&g.gains)
+        .map(|(&i, &gn)| (gn, c.candidates().set(i).len() as u64))
+        .collect();
     assert_eq!(g.gains, vec![6, 6, 4]);
     assert!(c.certifies(&picks));
     assert!(!c.certifies(&[(2, 2)]));

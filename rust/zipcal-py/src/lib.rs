@@ -57,7 +57,9 @@ impl Segmenter {
         let seg = py
             .detach(|| core::Segmenter::from_tokenizer_file(path))
             .map_err(|e| err(py, e))?;
-        Ok(Segmenter { inner: Arc::new(seg) })
+        Ok(Segmenter {
+            inner: Arc::new(seg),
+        })
     }
 
     /// Load a tokenizer from the JSON text of a `tokenizer.json`.
@@ -67,7 +69,9 @@ impl Segmenter {
         let seg = py
             .detach(|| core::Segmenter::from_tokenizer_json(json, name))
             .map_err(|e| err(py, e))?;
-        Ok(Segmenter { inner: Arc::new(seg) })
+        Ok(Segmenter {
+            inner: Arc::new(seg),
+        })
     }
 
     #[getter]
@@ -130,7 +134,12 @@ impl Segmenter {
                     .map_err(|e| e.to_string())
             })
         });
-        let ids = ids.map_err(|m| err(py, core::Error::InvalidInput(format!("tokenizer failed: {m}"))))?;
+        let ids = ids.map_err(|m| {
+            err(
+                py,
+                core::Error::InvalidInput(format!("tokenizer failed: {m}")),
+            )
+        })?;
         Ok(ids.into_iter().map(|v| v.into_pyarray(py)).collect())
     }
 
@@ -142,13 +151,24 @@ impl Segmenter {
             .ok_or_else(|| PyValueError::new_err("token_spans needs a tokenizer"))?;
         let enc = py
             .detach(|| t.tokenizer().encode(text, false))
-            .map_err(|e| err(py, core::Error::InvalidInput(format!("tokenizer failed: {e}"))))?;
+            .map_err(|e| {
+                err(
+                    py,
+                    core::Error::InvalidInput(format!("tokenizer failed: {e}")),
+                )
+            })?;
         Ok(enc.get_offsets().to_vec())
     }
 
     /// Byte span (start, end) in `text` of tokens `lo..hi` (words in words mode); None
     /// when the range is empty.
-    fn window_span(&self, py: Python<'_>, text: &str, lo: usize, hi: usize) -> PyResult<Option<(usize, usize)>> {
+    fn window_span(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        lo: usize,
+        hi: usize,
+    ) -> PyResult<Option<(usize, usize)>> {
         if lo >= hi {
             return Ok(None);
         }
@@ -162,7 +182,12 @@ impl Segmenter {
             Some(t) => {
                 let enc = py
                     .detach(|| t.tokenizer().encode(text, false))
-                    .map_err(|e| err(py, core::Error::InvalidInput(format!("tokenizer failed: {e}"))))?;
+                    .map_err(|e| {
+                        err(
+                            py,
+                            core::Error::InvalidInput(format!("tokenizer failed: {e}")),
+                        )
+                    })?;
                 let offsets = enc.get_offsets();
                 let hi = hi.min(offsets.len());
                 Ok((lo < hi).then(|| (offsets[lo].0, offsets[hi - 1].1)))
@@ -172,14 +197,14 @@ impl Segmenter {
 
     /// Id of a token string, if it is in the vocabulary.
     fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.inner.tokenizer().and_then(|t| t.tokenizer().token_to_id(token))
+        self.inner
+            .tokenizer()
+            .and_then(|t| t.tokenizer().token_to_id(token))
     }
 
     /// Vocabulary size including added tokens (0 in words mode).
     fn vocab_size(&self) -> usize {
-        self.inner
-            .tokenizer()
-            .map_or(0, |t| t.token_type().len())
+        self.inner.tokenizer().map_or(0, |t| t.token_type().len())
     }
 }
 
@@ -283,7 +308,12 @@ impl Corpus {
     }
 
     /// Ingest Python strings (None = null row): the slow path for plain iterables.
-    fn add_texts<'py>(&mut self, py: Python<'py>, texts: Vec<Option<String>>, first_row: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn add_texts<'py>(
+        &mut self,
+        py: Python<'py>,
+        texts: Vec<Option<String>>,
+        first_row: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let inner = &mut self.inner;
         let report = py
             .detach(|| {
@@ -361,12 +391,19 @@ impl Corpus {
     }
 
     /// Distinct type ids of candidate `i`.
-    fn candidate_types<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn candidate_types<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let c = self.inner.candidates();
         if i >= c.len() {
             return Err(err(
                 py,
-                core::Error::InvalidArgument(format!("candidate {i} out of range ({} candidates)", c.len())),
+                core::Error::InvalidArgument(format!(
+                    "candidate {i} out of range ({} candidates)",
+                    c.len()
+                )),
             ));
         }
         Ok(c.set(i).to_vec().into_pyarray(py))
@@ -390,14 +427,24 @@ impl Corpus {
     }
 
     /// Type ids of one text through the ingestion path (ids past `num_types` for unseen words).
-    fn type_sequence<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn type_sequence<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let inner = &self.inner;
-        let seq = py.detach(|| inner.type_sequence(text)).map_err(|e| err(py, e))?;
+        let seq = py
+            .detach(|| inner.type_sequence(text))
+            .map_err(|e| err(py, e))?;
         Ok(seq.into_pyarray(py))
     }
 
     /// Integer type weights ("uniform" or "zipf").
-    fn weights<'py>(&self, py: Python<'py>, weighting: &str) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    fn weights<'py>(
+        &self,
+        py: Python<'py>,
+        weighting: &str,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
         Ok(core::type_weights(self.inner.counts(), w).into_pyarray(py))
     }
@@ -411,9 +458,17 @@ impl Corpus {
         n: i64,
         weighting: &str,
         naive: bool,
-    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>, u64, u64)> {
+    ) -> PyResult<(
+        Bound<'py, PyArray1<u64>>,
+        Bound<'py, PyArray1<u64>>,
+        u64,
+        u64,
+    )> {
         if n <= 0 {
-            return Err(err(py, core::Error::InvalidArgument(format!("n must be > 0, got {n}"))));
+            return Err(err(
+                py,
+                core::Error::InvalidArgument(format!("n must be > 0, got {n}")),
+            ));
         }
         let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
         let inner = &self.inner;
@@ -428,12 +483,22 @@ impl Corpus {
             })
             .map_err(|e| err(py, e))?;
         let order: Vec<u64> = g.order.iter().map(|&i| i as u64).collect();
-        Ok((order.into_pyarray(py), g.gains.into_pyarray(py), g.covered_types, g.evaluations))
+        Ok((
+            order.into_pyarray(py),
+            g.gains.into_pyarray(py),
+            g.covered_types,
+            g.evaluations,
+        ))
     }
 
     /// (distinct types, total weight) covered by the candidates `indices`.
     #[pyo3(signature = (indices, weighting = "uniform"))]
-    fn coverage(&self, py: Python<'_>, indices: Vec<usize>, weighting: &str) -> PyResult<(u64, u64)> {
+    fn coverage(
+        &self,
+        py: Python<'_>,
+        indices: Vec<usize>,
+        weighting: &str,
+    ) -> PyResult<(u64, u64)> {
         let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
         let weights = core::type_weights(self.inner.counts(), w);
         core::coverage(self.inner.candidates(), &weights, &indices).map_err(|e| err(py, e))
