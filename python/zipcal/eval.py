@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from .errors import ZipcalError
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 TextLike = Union[str, "os.PathLike[str]", Sequence[str]]
 
 
-class EvalError(ValueError):
+class EvalError(ZipcalError, ValueError):
     """Evaluation input that cannot be used."""
 
 

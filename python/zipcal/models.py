@@ -10,6 +10,7 @@ Hugging Face folder under ``$ZIPCAL_CACHE`` (default ``~/.cache/zipcal``)
 
 from __future__ import annotations
 
+from .errors import ZipcalError
 import importlib.util
 import logging
 import os
@@ -26,7 +27,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(ZipcalError, FileNotFoundError):
     """A model folder or the offline model package is missing."""
 
 

@@ -204,3 +204,28 @@ def test_errors(calib_batch, make_model):
         prune(model, calib_batch, method="nope")
     with pytest.raises(ValueError, match="bits"):
         quantize(model, calib_batch, method="rtn", bits=1)
+
+
+def test_shared_input_statistics_equal_direct(calib_batch, make_model):
+    """q/k/v (and gate/up) share one accumulation; it must equal each module's own inputs."""
+    from zipcal.compress import kernels as K
+
+    model = make_model("llama")
+    path, layers = hooks.find_decoder_layers(model)
+    batches = hooks.capture_layer_inputs(model, path, layers, calib_batch["input_ids"],
+                                         calib_batch["attention_mask"], torch.device("cpu"), 3)
+    lin = hooks.find_linears(layers[0])
+    seen = {name: [] for name in lin}
+    handles = [mod.register_forward_hook(lambda m, i, o, n=name: seen[n].append(i[0].detach().clone()))
+               for name, mod in lin.items()]
+    with torch.no_grad(), hooks.InputStats(lin, K.accumulate_hessian) as st:
+        for b in batches:
+            st.token_mask = b.token_mask
+            hooks.run_layer(layers[0], b)
+    for h in handles:
+        h.remove()
+    assert st.alias  # the sharing is in effect for this architecture
+    stats = {name: K.finalize_hessian(s, c) for name, s, c in st.items()}
+    for name in lin:
+        x = torch.cat([x[b.token_mask] for x, b in zip(seen[name], batches)])
+        torch.testing.assert_close(stats[name], 2.0 / x.shape[0] * x.t() @ x, rtol=1e-4, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ZipcalError
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-class CalibrationError(ValueError):
+class CalibrationError(ZipcalError, ValueError):
     """Calibration data that cannot be used (bad shape, wrong column, vocab mismatch...)."""
 
 

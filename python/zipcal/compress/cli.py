@@ -25,18 +25,9 @@ def _err(cmd: str, msg: str) -> int:
 
 def _user_errors() -> tuple:
     """Exception types that mean bad input (reported in one line, exit code 2)."""
-    from zipcal.compress.calib import CalibrationError
-    from zipcal.compress.io import OutputExistsError
-    from zipcal.models import ModelNotFoundError
+    from zipcal.errors import ZipcalError
 
-    types = [CalibrationError, OutputExistsError, ModelNotFoundError, ValueError, FileNotFoundError]
-    try:
-        from zipcal.eval import EvalError
-
-        types.append(EvalError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
+    return (ZipcalError, FileNotFoundError)
 
 
 def _guard(cmd: str, fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -6,6 +6,7 @@ No compression math lives here; see :mod:`zipcal.compress.kernels`.
 
 from __future__ import annotations
 
+from ..errors import InvalidArgumentError
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -54,7 +55,7 @@ def find_decoder_layers(model: nn.Module) -> Tuple[str, nn.ModuleList]:
             if best is None or len(mod) > len(best[1]):
                 best = (name, mod)
     if best is None:
-        raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
+        raise InvalidArgumentError(f"cannot find the decoder layers of {type(model).__name__}")
     return best
 
 
@@ -274,10 +275,27 @@ class InputStats:
         self.count: Dict[str, int] = {name: 0 for name in modules}
         self.token_mask: Optional[torch.Tensor] = None
         self._handles: List[Any] = []
+        # Modules fed the very same tensor as the module hooked just before them
+        # (q/k/v, gate/up) share that module's statistics instead of recomputing them.
+        self.alias: Dict[str, str] = {}
+        self._calls: Dict[str, int] = {name: 0 for name in modules}
+        self._prev: Optional[Tuple[str, Any]] = None
 
     def _hook(self, name: str):
         def fn(module: nn.Module, inputs: Tuple[Any, ...], output: Any) -> None:
-            x = inputs[0].detach()
+            raw = inputs[0]
+            prev, self._prev = self._prev, (name, raw)
+            first = self._calls[name] == 0
+            self._calls[name] += 1
+            if prev is not None and prev[1] is raw and prev[0] != name:
+                leader = self.alias.get(prev[0], prev[0])
+                if first:
+                    self.alias[name] = leader
+                if self.alias.get(name) == leader:
+                    return
+            if name in self.alias:
+                raise RuntimeError(f"{name}: shared-input pattern changed between calibration batches")
+            x = raw.detach()
             mask = self.token_mask
             if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
                 x = x[mask.to(x.device)]
@@ -299,4 +317,5 @@ class InputStats:
 
     def items(self) -> Iterator[Tuple[str, Any, int]]:
         for name in self.modules:
-            yield name, self.state[name], self.count[name]
+            src = self.alias.get(name, name)
+            yield name, self.state[src], self.count[src]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ZipcalError
 import contextlib
 import json
 import logging
@@ -17,7 +18,7 @@ QUANT_METADATA = "zipcal_quantization.json"
 PRUNE_METADATA = "zipcal_pruning.json"
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(ZipcalError, FileExistsError):
     """The output folder exists and is not empty (and overwriting was not asked for)."""
 
 

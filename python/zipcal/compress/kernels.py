@@ -20,6 +20,7 @@ Conventions
 
 from __future__ import annotations
 
+from ..errors import InvalidArgumentError
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -69,7 +70,7 @@ def accumulate_hessian(
 def finalize_hessian(h_sum: torch.Tensor, count: int) -> torch.Tensor:
     """``H = 2/N · XᵀX`` (the Hessian of the layer-wise squared error)."""
     if count <= 0:
-        raise ValueError("no calibration tokens reached this layer")
+        raise InvalidArgumentError("no calibration tokens reached this layer")
     return h_sum * (2.0 / count)
 
 
@@ -86,7 +87,7 @@ def accumulate_sq_norms(
 def finalize_sq_norms(sq_sum: torch.Tensor, count: int) -> torch.Tensor:
     """Mean squared activation per input feature, ``mean_t x_tj²``."""
     if count <= 0:
-        raise ValueError("no calibration tokens reached this layer")
+        raise InvalidArgumentError("no calibration tokens reached this layer")
     return sq_sum / count
 
 
@@ -104,15 +105,15 @@ def parse_structure(structure: Optional[str]) -> Optional[Tuple[int, int]]:
             a, b = str(structure).split(":")
             n, m = int(a), int(b)
         except ValueError:
-            raise ValueError(f"structure must look like 'N:M' (e.g. '2:4'), got {structure!r}") from None
+            raise InvalidArgumentError(f"structure must look like 'N:M' (e.g. '2:4'), got {structure!r}") from None
     if not (0 < n < m):
-        raise ValueError(f"structure N:M needs 0 < N < M, got {n}:{m}")
+        raise InvalidArgumentError(f"structure N:M needs 0 < N < M, got {n}:{m}")
     return n, m
 
 
 def _check_nm(cols: int, nm: Tuple[int, int]) -> None:
     if cols % nm[1] != 0:
-        raise ValueError(f"N:M sparsity {nm[0]}:{nm[1]} needs in_features divisible by {nm[1]}, got {cols}")
+        raise InvalidArgumentError(f"N:M sparsity {nm[0]}:{nm[1]} needs in_features divisible by {nm[1]}, got {cols}")
 
 
 def wanda_scores(weight: torch.Tensor, act_sq_mean: torch.Tensor) -> torch.Tensor:
@@ -143,7 +144,7 @@ def mask_from_scores(
         idx = torch.topk(grouped, m - n, dim=2, largest=False).indices
         return mask.reshape(rows, cols // m, m).scatter_(2, idx, True).reshape(rows, cols)
     if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+        raise InvalidArgumentError(f"sparsity must be in [0, 1], got {sparsity}")
     if per_row:
         k = int(cols * sparsity)
         if k > 0:
@@ -234,9 +235,9 @@ def prune_sparsegpt(
     if nm is not None:
         _check_nm(cols, nm)
         if blocksize % nm[1] != 0:
-            raise ValueError(f"blocksize {blocksize} must be a multiple of M={nm[1]}")
+            raise InvalidArgumentError(f"blocksize {blocksize} must be a multiple of M={nm[1]}")
     if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+        raise InvalidArgumentError(f"sparsity must be in [0, 1], got {sparsity}")
     w, hinv = _prepare_hessian(w, hessian, percdamp)
     mask = torch.zeros(rows, cols, dtype=torch.bool, device=w.device)
 
@@ -283,7 +284,7 @@ def prune_sparsegpt(
 def _check_bits(bits: int) -> int:
     bits = int(bits)
     if not 2 <= bits <= 8:
-        raise ValueError(f"bits must be between 2 and 8, got {bits}")
+        raise InvalidArgumentError(f"bits must be between 2 and 8, got {bits}")
     return bits
 
 
@@ -413,11 +414,11 @@ def quantize_gptq(
             d = hinv1[i, i]
             q = fake_quantize(col.unsqueeze(1), scale, zero, bits).squeeze(1)
             q1[:, i] = q
-            loss += ((col - q).pow(2) / d**2).sum().double() / 2
             err = (col - q) / d
             w1[:, i:] -= err.unsqueeze(1) * hinv1[i, i:].unsqueeze(0)
             err1[:, i] = err
         q_all[:, i1:i2] = q1
+        loss += err1.double().pow(2).sum() / 2
         if i2 < cols:
             w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
 

@@ -10,6 +10,7 @@ Only one decoder layer is on the compute device at a time.
 
 from __future__ import annotations
 
+from ..errors import InvalidArgumentError
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
@@ -76,7 +77,7 @@ def _sequential(
     elif stats == "norms":
         acc, fin = K.accumulate_sq_norms, K.finalize_sq_norms
     else:
-        raise ValueError(f"unknown statistics kind {stats!r}")
+        raise InvalidArgumentError(f"unknown statistics kind {stats!r}")
 
     for idx in _progress(range(len(layers)), desc, progress):
         layer = layers[idx]
@@ -177,14 +178,14 @@ def prune(
     """
     method = method.lower()
     if method not in PRUNE_METHODS:
-        raise ValueError(f"unknown pruning method {method!r} (choose from {', '.join(PRUNE_METHODS)})")
+        raise InvalidArgumentError(f"unknown pruning method {method!r} (choose from {', '.join(PRUNE_METHODS)})")
     nm = K.parse_structure(structure)
     if nm is None and not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        raise InvalidArgumentError(f"sparsity must be in [0, 1), got {sparsity}")
     if owl and nm is not None:
-        raise ValueError("OWL layer-wise sparsity applies to unstructured pruning only (drop --structure)")
+        raise InvalidArgumentError("OWL layer-wise sparsity applies to unstructured pruning only (drop --structure)")
     if owl and method == "magnitude":
-        raise ValueError("OWL needs activation statistics: use it with wanda or sparsegpt")
+        raise InvalidArgumentError("OWL needs activation statistics: use it with wanda or sparsegpt")
     dev = resolve_device(device)
     model.eval()
     _, layers = find_decoder_layers(model)
@@ -299,12 +300,12 @@ def quantize(
     """
     method = method.lower()
     if method not in QUANT_METHODS:
-        raise ValueError(f"unknown quantization method {method!r} (choose from {', '.join(QUANT_METHODS)})")
+        raise InvalidArgumentError(f"unknown quantization method {method!r} (choose from {', '.join(QUANT_METHODS)})")
     K._check_bits(bits)
     if group_size is not None and group_size <= 0:
         group_size = None
     if act_order and method == "rtn":
-        raise ValueError("act_order applies to GPTQ only")
+        raise InvalidArgumentError("act_order applies to GPTQ only")
     dev = resolve_device(device)
     model.eval()
     per_layer: Dict[str, Dict[str, Any]] = {}
