@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("strategies", help="list selection strategies")
     p.set_defaults(func=cmd_strategies)
 
+    from .bench import register as register_bench
+
+    register_bench(sub)
+
     try:
         from .compress.cli import register as register_compress
     except ImportError:

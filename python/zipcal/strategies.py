@@ -133,3 +133,5 @@ register(
     description="words of the ZipCal selection, shuffled into n bag-of-words texts",
 )
 register("random", random_strategy, description="seeded uniform sample; draw=k gives disjoint samples")
+
+from . import baselines as _baselines  # noqa: E402,F401  registers model-based strategies

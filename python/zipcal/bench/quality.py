@@ -1,0 +1,555 @@
+"""Quality experiment: calibration strategy x compression method x seed.
+
+For every seed a candidate pool of ``pool_size`` documents is drawn (seeded) from
+the mixed offline corpus (:mod:`zipcal.bench.pool`); every strategy selects ``n``
+calibration samples from that same pool, so comparisons between strategies are
+paired by seed. For each cell a fresh copy of the dense model is compressed with
+the selection (``seq_len`` tokens per sample) and evaluated: WikiText-2 *test*
+perplexity (first ``eval_tokens`` tokens, non-overlapping ``eval_seq_len``
+windows) and held-out perplexity on each pool source.
+
+Results go to ``<out>/results.json`` after every cell (resumable: cells already
+there are skipped), with ``report.md`` and ``quality_vs_time.png`` regenerated
+from the JSON. All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..io import atomic_path
+from .pool import DEFAULT_WIKITEXT_DIR, SOURCES, build_pool
+from .stats import mean_std, paired_test
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("random", "zipcal", "zipcal-zipf", "perplexity", "cola", "self-gen")
+MODEL_STRATEGIES = ("perplexity", "cola", "self-gen")
+METHODS: Dict[str, Dict[str, Any]] = {
+    "wanda-50": {"kind": "prune", "method": "wanda", "sparsity": 0.5},
+    "wanda-2:4": {"kind": "prune", "method": "wanda", "structure": "2:4"},
+    "sparsegpt-50": {"kind": "prune", "method": "sparsegpt", "sparsity": 0.5},
+    "sparsegpt-60": {"kind": "prune", "method": "sparsegpt", "sparsity": 0.6},
+    "gptq-3bit-g128": {"kind": "quantize", "method": "gptq", "bits": 3, "group_size": 128},
+}
+
+# Settings that change the numbers: a resumed run must use the same ones.
+RESULT_KEYS = (
+    "model", "tiny_model", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens", "eval_seq_len",
+    "heldout_tokens", "packing", "self_gen_recipe", "wikitext_dir", "sources",
+)
+
+
+@dataclass
+class QualityConfig:
+    strategies: List[str] = field(default_factory=lambda: list(STRATEGIES))
+    methods: List[str] = field(default_factory=lambda: list(METHODS))
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    n: int = 128
+    seq_len: int = 512
+    pool_size: int = 2000
+    max_per_source: Optional[int] = None
+    eval_tokens: int = 32768
+    eval_seq_len: int = 512
+    heldout_tokens: int = 8192
+    packing: str = "truncate"
+    self_gen_recipe: str = "prefix"
+    model: str = "smollm2"
+    tiny_model: bool = False
+    wikitext_dir: str = str(DEFAULT_WIKITEXT_DIR)
+    sources: List[str] = field(default_factory=lambda: list(SOURCES))
+    batch_size: int = 8
+    device: str = "auto"
+    threads: Optional[int] = 2
+    out: Optional[str] = None
+    note: str = ""
+    progress: bool = False
+
+    def result_settings(self) -> Dict[str, Any]:
+        d = asdict(self)
+        return {k: d[k] for k in RESULT_KEYS}
+
+
+def quick_config(**over: Any) -> QualityConfig:
+    """A tiny grid that finishes in minutes on two CPU cores."""
+    cfg = QualityConfig(
+        methods=["wanda-50", "gptq-3bit-g128"], seeds=[0, 1], n=8, seq_len=64, pool_size=48,
+        max_per_source=200, eval_tokens=512, eval_seq_len=64, heldout_tokens=128,
+    )
+    for k, v in over.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+# --------------------------------------------------------------------------
+# models and evaluation texts
+# --------------------------------------------------------------------------
+def tiny_llama(seed: int = 0) -> Tuple[Any, Any]:
+    """A randomly initialised 2-layer Llama (hidden 64) with the GPT-2 tokenizer."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from ..tokenizer import gpt2_tokenizer_json
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(gpt2_tokenizer_json()), eos_token="<|endoftext|>")
+    tok.pad_token = tok.eos_token
+    vocab = len(tok)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=vocab - 1, eos_token_id=vocab - 1,
+        pad_token_id=vocab - 1,
+    )
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
+def load_base(cfg: QualityConfig) -> Tuple[Any, Any]:
+    if cfg.tiny_model:
+        return tiny_llama(0)
+    from ..models import load_model
+
+    return load_model(cfg.model)
+
+
+def truncate_to_tokens(tokenizer: Any, text: str, n_tokens: int) -> str:
+    """A prefix of ``text`` holding at least ``n_tokens`` tokens (plus a small margin),
+    cut at a token boundary, so that evaluation tokenizes only what it uses."""
+    chars = max(1024, n_tokens * 8)
+    while True:
+        piece = text[:chars]
+        enc = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) > n_tokens + 16 or chars >= len(text):
+            if len(offsets) > n_tokens + 16:
+                return piece[: offsets[n_tokens + 16][0]]
+            return piece
+        chars *= 2
+
+
+def evaluation_texts(cfg: QualityConfig, tokenizer: Any, heldout: Dict[str, List[str]]) -> Dict[str, str]:
+    test = Path(cfg.wikitext_dir) / "test.txt"
+    if not test.is_file():
+        raise FileNotFoundError(f"WikiText-2 test split not found at {test} (pass --wikitext-dir)")
+    out = {"wikitext2-test": truncate_to_tokens(tokenizer, test.read_text(encoding="utf-8"), cfg.eval_tokens)}
+    for name, docs in heldout.items():
+        if docs:
+            out[f"heldout-{name}"] = truncate_to_tokens(tokenizer, "\n\n".join(docs), cfg.heldout_tokens)
+    return out
+
+
+def evaluate(model: Any, tokenizer: Any, texts: Dict[str, str], cfg: QualityConfig) -> Dict[str, float]:
+    from ..eval import EvalError, perplexity_stats
+
+    res: Dict[str, float] = {}
+    for name, text in texts.items():
+        cap = cfg.eval_tokens if name == "wikitext2-test" else cfg.heldout_tokens
+        try:
+            st = perplexity_stats(
+                model, tokenizer, text, seq_len=cfg.eval_seq_len, max_windows=max(1, cap // cfg.eval_seq_len),
+                batch_size=cfg.batch_size,
+            )
+        except EvalError as e:
+            log.warning("evaluation on %s skipped: %s", name, e)
+            continue
+        res[name] = st["ppl"]
+    return res
+
+
+def compress(model: Any, tokenizer: Any, calib: Dict[str, Any], method: str, cfg: QualityConfig) -> Dict[str, Any]:
+    from ..compress import prune, quantize
+
+    spec = dict(METHODS[method])
+    kind = spec.pop("kind")
+    fn = prune if kind == "prune" else quantize
+    rep = fn(model, calib, tokenizer=tokenizer, device=cfg.device, batch_size=cfg.batch_size, progress=False, **spec)
+    if kind == "prune":
+        return {"overall_sparsity": rep["overall_sparsity"]}
+    return {"bits": rep["bits"], "group_size": rep["group_size"]}
+
+
+# --------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------
+def default_out() -> str:
+    return str(Path("benches") / "results" / f"quality-{_dt.date.today().isoformat()}")
+
+
+def _cell_key(strategy: str, method: str, seed: int) -> str:
+    return f"{strategy}|{method}|{seed}"
+
+
+def _load_results(path: Path, cfg: QualityConfig) -> Dict[str, Any]:
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stored = data.get("settings", {})
+        mine = json.loads(json.dumps(cfg.result_settings()))
+        diff = {k: (stored.get(k), mine[k]) for k in mine if stored.get(k) != mine[k]}
+        if diff:
+            raise ValueError(
+                f"{path} was computed with different settings {diff} (stored, now); use another --out to start afresh"
+            )
+        return data
+    return {"settings": cfg.result_settings(), "cells": {}, "selections": {}, "dense": None}
+
+
+def _save(out: Path, data: Dict[str, Any]) -> None:
+    with atomic_path(out / "results.json") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True, default=float)
+
+
+def strategy_options(strategy: str, model: Any, tokenizer: Any, cfg: QualityConfig) -> Dict[str, Any]:
+    if strategy not in MODEL_STRATEGIES:
+        return {}
+    opts: Dict[str, Any] = dict(
+        model=model, model_tokenizer=tokenizer, max_length=cfg.seq_len, batch_size=cfg.batch_size, device=cfg.device,
+        progress=cfg.progress,
+    )
+    if strategy == "self-gen":
+        opts["recipe"] = cfg.self_gen_recipe
+        opts["gen_length"] = cfg.seq_len
+    return opts
+
+
+def seed_pool(texts: Sequence[str], labels: Sequence[str], cfg: QualityConfig, seed: int, tokenizer: Any):
+    """The candidate pool of one seed: ``pool_size`` documents drawn without replacement."""
+    from ..selection import load_pool
+
+    k = min(cfg.pool_size, len(texts))
+    idx = np.sort(np.random.default_rng(1_000_003 + seed).choice(len(texts), size=k, replace=False))
+    pool = load_pool([texts[i] for i in idx], tokenizer=tokenizer, min_tokens=min(16, cfg.seq_len))
+    return pool, [labels[i] for i in idx]
+
+
+def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
+    import torch
+
+    from ..selection import select
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    for m in cfg.methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
+    out = Path(cfg.out or default_out())
+    out.mkdir(parents=True, exist_ok=True)
+    data = _load_results(out / "results.json", cfg)
+    data["config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}
+    data["environment"] = {
+        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+        "processor": platform.processor() or None, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    mixed = build_pool(cfg.wikitext_dir, sources=cfg.sources, max_per_source=cfg.max_per_source)
+    data["pool"] = {"documents": mixed.counts(), "skipped_sources": mixed.skipped,
+                    "heldout_documents": {k: len(v) for k, v in mixed.heldout.items()}}
+    base, tok = load_base(cfg)
+    base.eval()
+    texts = evaluation_texts(cfg, tok, mixed.heldout)
+    if data.get("dense") is None:
+        t0 = time.perf_counter()
+        data["dense"] = {"ppl": evaluate(base, tok, texts, cfg), "eval_seconds": time.perf_counter() - t0}
+        _save(out, data)
+        log.info("dense model: %s", data["dense"]["ppl"])
+    total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
+    done = sum(1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"])
+    log.info("quality grid: %d cells, %d already done", total, done)
+    for seed in cfg.seeds:
+        pool = labels = None
+        for strategy in cfg.strategies:
+            todo = [m for m in cfg.methods if _cell_key(strategy, m, seed) not in data["cells"]]
+            if not todo:
+                continue
+            if pool is None:
+                pool, labels = seed_pool(mixed.texts, mixed.labels, cfg, seed, tok)
+            sel = select(pool, cfg.n, strategy=strategy, seed=seed, **strategy_options(strategy, base, tok, cfg))
+            calib = sel.to_input_ids(cfg.seq_len, policy=cfg.packing, return_tensors="pt")
+            mix: Dict[str, int] = {}
+            if not sel.synthetic:
+                for r in sel.indices:
+                    mix[labels[int(r)]] = mix.get(labels[int(r)], 0) + 1
+            data["selections"][f"{strategy}|{seed}"] = {
+                "strategy": strategy, "seed": seed,
+                "select_seconds": float(sel.info.get("select_seconds", sel.seconds)),
+                "tokens_through_model": int(sel.info.get("tokens_through_model", 0)),
+                "device": sel.info.get("device", "cpu"),
+                "calibration_tokens": int(calib["attention_mask"].sum()),
+                "pool_candidates": len(pool),
+                "types_covered": int(sel.stats["types_covered"]),
+                "source_mix": mix,
+            }
+            for method in todo:
+                t0 = time.perf_counter()
+                model = copy.deepcopy(base)
+                crep = compress(model, tok, calib, method, cfg)
+                t1 = time.perf_counter()
+                ppl = evaluate(model, tok, texts, cfg)
+                del model
+                cell = {
+                    "strategy": strategy, "method": method, "seed": seed, "ppl": ppl, "compression": crep,
+                    "compress_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
+                }
+                bad = [k for k, v in ppl.items() if not math.isfinite(v)]
+                if bad:
+                    log.warning("non-finite perplexity for %s on %s", _cell_key(strategy, method, seed), bad)
+                data["cells"][_cell_key(strategy, method, seed)] = cell
+                data["summary"] = summarize(data, cfg)
+                _save(out, data)
+                write_markdown(out / "report.md", data, cfg)
+                done += 1
+                log.info("[%d/%d] %s: %s", done, total, _cell_key(strategy, method, seed),
+                         {k: round(v, 3) for k, v in ppl.items()})
+    data["summary"] = summarize(data, cfg)
+    _save(out, data)
+    write_markdown(out / "report.md", data, cfg)
+    try:
+        plot_quality_vs_time(out / "quality_vs_time.png", data)
+    except ImportError:  # pragma: no cover
+        log.warning("matplotlib not installed: no plot")
+    return data
+
+
+# --------------------------------------------------------------------------
+# summaries
+# --------------------------------------------------------------------------
+def rebuild_report(cfg: QualityConfig) -> Dict[str, Any]:
+    """Regenerate report.md and the plot from ``results.json`` alone (e.g. of a run
+    still in progress), without loading a model."""
+    out = Path(cfg.out or default_out())
+    data = _load_results(out / "results.json", cfg)
+    if "pool" not in data or "environment" not in data:
+        raise ValueError(f"{out / 'results.json'} holds no completed setup yet")
+    data["summary"] = summarize(data, cfg)
+    write_markdown(out / "report.md", data, cfg)
+    try:
+        plot_quality_vs_time(out / "quality_vs_time.png", data)
+    except ImportError:  # pragma: no cover
+        pass
+    return data
+
+
+def summarize(data: Dict[str, Any], cfg: QualityConfig) -> Dict[str, Any]:
+    cells = data["cells"]
+    metrics = sorted({k for c in cells.values() for k in c["ppl"]}, key=lambda k: (k != "wikitext2-test", k))
+    table: Dict[str, Any] = {}
+    for method in cfg.methods:
+        for strategy in cfg.strategies:
+            row: Dict[str, Any] = {}
+            for metric in metrics:
+                vals = {sd: cells[_cell_key(strategy, method, sd)]["ppl"].get(metric)
+                        for sd in cfg.seeds if _cell_key(strategy, method, sd) in cells}
+                vals = {k: v for k, v in vals.items() if v is not None}
+                entry: Dict[str, Any] = dict(mean_std(list(vals.values())))
+                if strategy != "random":
+                    ref = {sd: cells[_cell_key("random", method, sd)]["ppl"].get(metric)
+                           for sd in vals if _cell_key("random", method, sd) in cells}
+                    common = [sd for sd in vals if ref.get(sd) is not None]
+                    entry["vs_random"] = paired_test([vals[s] for s in common], [ref[s] for s in common])
+                row[metric] = entry
+            table[f"{strategy}|{method}"] = row
+    cost: Dict[str, Any] = {}
+    for strategy in cfg.strategies:
+        recs = [r for r in data["selections"].values() if r["strategy"] == strategy]
+        if recs:
+            cost[strategy] = {
+                "select_seconds": mean_std([r["select_seconds"] for r in recs]),
+                "tokens_through_model": mean_std([r["tokens_through_model"] for r in recs]),
+                "calibration_tokens": mean_std([r["calibration_tokens"] for r in recs]),
+                "device": recs[0]["device"],
+            }
+    z = cost.get("zipcal", {}).get("select_seconds", {}).get("mean")
+    for s, c in cost.items():
+        c["time_ratio_vs_zipcal"] = (c["select_seconds"]["mean"] / z) if z else None
+    return {"metrics": metrics, "table": table, "selection_cost": cost}
+
+
+def _pm(e: Optional[Dict[str, Any]], digits: int = 2) -> str:
+    if not e or e.get("mean") is None:
+        return "–"
+    return f"{e['mean']:.{digits}f} ± {e['std']:.{digits}f}"
+
+
+def _p(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def reductions(cfg: QualityConfig) -> List[str]:
+    """How this configuration differs from the full grid."""
+    full = QualityConfig()
+    out = []
+    for k in ("strategies", "methods", "seeds", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens",
+              "eval_seq_len", "heldout_tokens", "model", "tiny_model"):
+        a, b = getattr(cfg, k), getattr(full, k)
+        if a != b:
+            out.append(f"`{k}`: {a} (full grid: {b})")
+    return out
+
+
+def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None:
+    s = data["summary"]
+    lines = [
+        "# Calibration data quality: strategy × compression method",
+        "",
+        f"Model: {'tiny random Llama (2 layers, hidden 64)' if cfg.tiny_model else cfg.model}; "
+        f"budget n = {cfg.n} samples × seq_len = {cfg.seq_len} tokens (packing: {cfg.packing}); "
+        f"per seed a pool of {cfg.pool_size} documents drawn from the mixed corpus; seeds {cfg.seeds}.",
+        f"Evaluation: WikiText-2 test perplexity on the first {cfg.eval_tokens} tokens "
+        f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens.",
+        f"Pool documents: {data['pool']['documents']}; skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
+        f"Environment: {data['environment']}.",
+        "",
+    ]
+    red = reductions(cfg)
+    if red:
+        lines += ["Reduced relative to the full grid:", ""] + [f"- {r}" for r in red] + [""]
+    if cfg.note:
+        lines += [cfg.note, ""]
+    total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
+    done = sum(1 for st in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(st, m, sd) in data["cells"])
+    lines += [f"Cells computed: {done} / {total}.", ""]
+    dense = data.get("dense") or {}
+    if dense:
+        lines += ["Dense (uncompressed) model: " + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items()), ""]
+    metrics = s["metrics"]
+    for method in cfg.methods:
+        lines += [f"## {method}", "",
+                  "Perplexity mean ± std over seeds (lower is better); Δ = paired difference vs random "
+                  "(same seed), p-values of a paired t-test and an exact sign test.", ""]
+        head = ["strategy", "WikiText-2 ppl", "Δ vs random", "p (t)", "p (sign)"] + [m for m in metrics if m != "wikitext2-test"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for strategy in cfg.strategies:
+            row = s["table"].get(f"{strategy}|{method}", {})
+            w = row.get("wikitext2-test")
+            vr = (w or {}).get("vs_random") or {}
+            cells = [
+                strategy, f"{_pm(w)} (n={w['n'] if w else 0})",
+                "–" if vr.get("mean_diff") is None else f"{vr['mean_diff']:+.2f} ± {vr['std_diff']:.2f}",
+                _p(vr.get("p_t")), _p(vr.get("p_sign")),
+            ] + [_pm(row.get(m)) for m in metrics if m != "wikitext2-test"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Selection cost", "",
+              "Wall-clock seconds of the selection step on the per-seed pool (model already loaded; pool "
+              "tokenization excluded), tokens forwarded through or generated by the model, ratio to ZipCal.", "",
+              "| strategy | select seconds | tokens through model | device | ratio vs zipcal |", "|---|---|---|---|---|"]
+    for strategy, c in s["selection_cost"].items():
+        r = c.get("time_ratio_vs_zipcal")
+        lines.append(
+            f"| {strategy} | {_pm(c['select_seconds'], 4)} | {c['tokens_through_model']['mean']:.0f} | {c['device']} | "
+            f"{'–' if r is None else f'{r:.1f}x'} |"
+        )
+    lines.append("")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+def plot_quality_vs_time(path: Path, data: Dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = data["summary"]
+    cost = s["selection_cost"]
+    methods = sorted({k.split("|")[1] for k, row in s["table"].items() if (row.get("wikitext2-test") or {}).get("mean") is not None})
+    if not methods:
+        return
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        for key, row in s["table"].items():
+            strategy, m = key.split("|")
+            w = row.get("wikitext2-test")
+            if m != method or not w or w.get("mean") is None or strategy not in cost:
+                continue
+            x = max(cost[strategy]["select_seconds"]["mean"], 1e-4)
+            ax.errorbar([x], [w["mean"]], yerr=[w["std"] or 0.0], fmt="o", capsize=3)
+            ax.annotate(strategy, (x, w["mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("selection time (s, log)")
+        ax.set_ylabel("WikiText-2 perplexity")
+        ax.set_title(method)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------
+def _csv(s: str) -> List[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategies", type=_csv, default=None, help=f"comma list (default: {','.join(STRATEGIES)})")
+    p.add_argument("--methods", type=_csv, default=None, help=f"comma list (default: {','.join(METHODS)})")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds 0..k-1 (default 5)")
+    p.add_argument("-n", type=int, default=None, help="calibration samples (default 128)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per calibration sample (default 512)")
+    p.add_argument("--pool-size", type=int, default=None, help="documents in each seed's candidate pool (default 2000)")
+    p.add_argument("--max-per-source", type=int, default=None, help="cap on pool documents per source")
+    p.add_argument("--eval-tokens", type=int, default=None, help="WikiText-2 test tokens evaluated (default 32768)")
+    p.add_argument("--eval-seq-len", type=int, default=None, help="evaluation window (default 512)")
+    p.add_argument("--heldout-tokens", type=int, default=None, help="held-out tokens per pool source (default 8192)")
+    p.add_argument("--packing", choices=["truncate", "random-window", "concat-chunk"], default=None)
+    p.add_argument("--self-gen-recipe", choices=["prefix", "bos"], default=None)
+    p.add_argument("--model", default=None, help="'smollm2' (default, offline) or a local model folder")
+    p.add_argument("--tiny-model", action="store_true", help="a tiny random Llama instead of a real model")
+    p.add_argument("--wikitext-dir", default=None, help="folder with WikiText-2 valid.txt and test.txt")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
+    p.add_argument("--out", default=None, help="output folder (default benches/results/quality-<date>)")
+    p.add_argument("--note", default=None, help="a sentence added to the report")
+    p.add_argument("--quick", action="store_true", help="a tiny grid that finishes in minutes")
+    p.add_argument("--progress", action="store_true", help="progress bars of the model-based strategies")
+    p.add_argument("--report-only", action="store_true", help="only rebuild report.md and the plot from results.json")
+
+
+def config_from_args(args: argparse.Namespace) -> QualityConfig:
+    cfg = quick_config() if args.quick else QualityConfig()
+    mapping = {
+        "strategies": args.strategies, "methods": args.methods, "n": args.n, "seq_len": args.seq_len,
+        "pool_size": args.pool_size, "max_per_source": args.max_per_source, "eval_tokens": args.eval_tokens,
+        "eval_seq_len": args.eval_seq_len, "heldout_tokens": args.heldout_tokens, "packing": args.packing,
+        "self_gen_recipe": args.self_gen_recipe, "model": args.model, "wikitext_dir": args.wikitext_dir,
+        "batch_size": args.batch_size, "device": args.device, "threads": args.threads, "out": args.out,
+        "note": args.note,
+    }
+    for k, v in mapping.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    if args.seeds is not None:
+        cfg.seeds = list(range(args.seeds))
+    if args.tiny_model:
+        cfg.tiny_model = True
+    cfg.progress = bool(args.progress)
+    for s in cfg.strategies:
+        from ..strategies import get
+
+        get(s)
+    return cfg
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    import sys
+
+    cfg = config_from_args(args)
+    data = rebuild_report(cfg) if args.report_only else run_quality(cfg)
+    out = Path(cfg.out or default_out())
+    print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'quality_vs_time.png'}", file=sys.stdout)
+    return 0 if data else 1

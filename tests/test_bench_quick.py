@@ -1,0 +1,119 @@
+"""The quality harness end to end, on a tiny random Llama: every cell computed,
+finite, reproducible, resumable; the speed harness reports ratios to ZipCal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from zipcal import bench  # noqa: E402
+from zipcal.bench import quality  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# The --quick grid, shrunk further so that the test runs it twice in about a minute.
+SMALLER = ["--pool-size", "24", "-n", "4", "--seq-len", "32", "--eval-seq-len", "32", "--eval-tokens", "128",
+           "--heldout-tokens", "64", "--max-per-source", "40"]
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser(prog="zipcal")
+    sub = parser.add_subparsers(dest="command")
+    bench.register(sub)
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+
+
+def _numbers(data):
+    return {k: c["ppl"] for k, c in data["cells"].items()}
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    from zipcal.bench.pool import DEFAULT_WIKITEXT_DIR
+
+    if not (DEFAULT_WIKITEXT_DIR / "test.txt").is_file():
+        pytest.skip("WikiText-2 test split not available")
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path_factory.mktemp(name)
+        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER)
+        outs.append(out)
+    return outs
+
+
+def test_quick_grid_complete_and_finite(quick_runs):
+    data = json.loads((quick_runs[0] / "results.json").read_text())
+    cfg = quality.quick_config()
+    expected = {f"{s}|{m}|{sd}" for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds}
+    assert set(data["cells"]) == expected
+    assert len(expected) == 6 * 2 * 2
+    for key, cell in data["cells"].items():
+        assert "wikitext2-test" in cell["ppl"], key
+        assert len(cell["ppl"]) >= 2, key  # WikiText-2 test + at least one held-out source
+        assert all(math.isfinite(v) and v > 1 for v in cell["ppl"].values()), key
+    for strategy in cfg.strategies:
+        assert data["summary"]["selection_cost"][strategy]["select_seconds"]["mean"] > 0
+    for strategy in quality.MODEL_STRATEGIES:
+        assert data["summary"]["selection_cost"][strategy]["tokens_through_model"]["mean"] > 0
+    assert data["summary"]["selection_cost"]["random"]["tokens_through_model"]["mean"] == 0
+    # paired comparison against random exists for every other strategy
+    row = data["summary"]["table"]["zipcal|wanda-50"]["wikitext2-test"]
+    assert row["n"] == 2 and row["vs_random"]["n"] == 2 and row["vs_random"]["p_sign"] is not None
+    md = (quick_runs[0] / "report.md").read_text()
+    assert "| zipcal |" in md and "Reduced relative to the full grid" in md
+    assert (quick_runs[0] / "quality_vs_time.png").stat().st_size > 1000
+
+
+def test_quick_grid_reproducible(quick_runs):
+    a = json.loads((quick_runs[0] / "results.json").read_text())
+    b = json.loads((quick_runs[1] / "results.json").read_text())
+    assert _numbers(a) == _numbers(b)
+    assert a["dense"]["ppl"] == b["dense"]["ppl"]
+    # seeds matter: the random strategy's two seeds pick different calibration data
+    assert a["cells"]["random|wanda-50|0"]["ppl"] != a["cells"]["random|wanda-50|1"]["ppl"]
+
+
+def test_quick_grid_resumes(quick_runs):
+    out = quick_runs[0]
+    data = json.loads((out / "results.json").read_text())
+    victim = "cola|wanda-50|1"
+    kept = {k: v for k, v in data["cells"].items() if k != victim}
+    marker = -1.0
+    kept["random|wanda-50|0"]["compress_seconds"] = marker  # untouched by a resume
+    data["cells"] = kept
+    (out / "results.json").write_text(json.dumps(data))
+    _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER)
+    again = json.loads((out / "results.json").read_text())
+    assert victim in again["cells"]
+    assert again["cells"]["random|wanda-50|0"]["compress_seconds"] == marker
+    # a different budget refuses to mix into the same results
+    with pytest.raises(ValueError, match="different settings"):
+        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER[:-2] + ["--max-per-source", "41"])
+
+
+def test_paired_statistics():
+    from zipcal.bench.stats import paired_test, t_two_sided_p
+
+    assert abs(t_two_sided_p(2.0, 5) - 0.10194) < 1e-4
+    assert abs(t_two_sided_p(12.706, 1) - 0.05) < 1e-3
+    r = paired_test([1.0, 2.0, 3.0, 4.0], [0.0, 0.5, 1.0, 1.0])
+    assert r["mean_diff"] == pytest.approx(1.875)
+    assert r["p_sign"] == pytest.approx(0.125)
+
+
+def test_speed_reports_ratios(tmp_path):
+    _run(["bench", "speed", "--tiny-model", "--pool-size", "24", "-n", "4", "--seq-len", "32", "--repeats", "2",
+          "--strategies", "zipcal,random,perplexity", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "speed.json").read_text())
+    st = data["strategies"]
+    assert st["zipcal"]["ratio_vs_zipcal_select"] == pytest.approx(1.0)
+    assert st["perplexity"]["ratio_vs_zipcal_select"] > 0 and st["perplexity"]["tokens_through_model"]["mean"] > 0
+    assert len(st["perplexity"]["runs"]) == 2
+    assert "ratio vs zipcal" in (tmp_path / "speed.md").read_text()
