@@ -2,6 +2,7 @@
 //! one to three types: storing both inline in the hash table saves the two pointer
 //! chases (key bytes, value slice) that dominate a lookup in a large table.
 
+use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
 const INLINE_KEY: usize = 22;
@@ -44,39 +45,26 @@ impl ChunkKey {
 impl Hash for ChunkKey {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        match self {
-            // Fixed-size hashing of the (zero-padded) inline bytes: no length-dependent loop.
-            ChunkKey::Inline { len, bytes } => {
-                let mut words = [0u64; 3];
-                for (w, c) in words.iter_mut().zip(bytes.chunks(8)) {
-                    let mut b = [0u8; 8];
-                    b[..c.len()].copy_from_slice(c);
-                    *w = u64::from_le_bytes(b);
-                }
-                state.write_u8(*len);
-                state.write_u64(words[0]);
-                state.write_u64(words[1]);
-                state.write_u64(words[2]);
-            }
-            ChunkKey::Heap(s) => s.hash(state),
-        }
+        // Must hash exactly like `str` so that lookups by `&str` find the key.
+        self.as_str().hash(state)
     }
 }
 
 impl PartialEq for ChunkKey {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            // Keys are inline exactly when short, so equal strings have equal variants;
-            // the fixed-size array comparison compiles to a few vector instructions.
-            (ChunkKey::Inline { len: a, bytes: x }, ChunkKey::Inline { len: b, bytes: y }) => a == b && x == y,
-            (ChunkKey::Heap(x), ChunkKey::Heap(y)) => x == y,
-            _ => false,
-        }
+        self.as_str() == other.as_str()
     }
 }
 
 impl Eq for ChunkKey {}
+
+impl Borrow<str> for ChunkKey {
+    #[inline]
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
 
 /// The type ids of a chunk: inline when there are at most three.
 #[derive(Clone, Debug)]
@@ -114,7 +102,7 @@ mod tests {
     use ahash::AHashMap;
 
     #[test]
-    fn keys_and_values_round_trip_and_are_found() {
+    fn keys_and_values_round_trip_and_are_found_by_str() {
         let mut m: AHashMap<ChunkKey, TypeSeq> = AHashMap::new();
         let long = "x".repeat(40);
         for (k, v) in [
@@ -125,10 +113,9 @@ mod tests {
         ] {
             m.insert(ChunkKey::new(k), TypeSeq::new(v));
             assert_eq!(ChunkKey::new(k).as_str(), k);
-            assert_eq!(m.get(&ChunkKey::new(k)).map(TypeSeq::as_slice), Some(v));
+            assert_eq!(m.get(k).map(TypeSeq::as_slice), Some(v));
         }
-        assert!(m.get(&ChunkKey::new(" th")).is_none());
-        assert!(m.get(&ChunkKey::new(" the\0")).is_none());
+        assert!(m.get(" th").is_none());
         assert_eq!(std::mem::size_of::<ChunkKey>(), 24);
         assert_eq!(std::mem::size_of::<TypeSeq>(), 24);
     }

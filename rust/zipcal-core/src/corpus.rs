@@ -265,7 +265,7 @@ impl<'v, 'a> Task<'v, 'a> {
     fn lookup(&self, chunk: &str) -> Option<&'v [u32]> {
         self.view
             .cache
-            .get(&ChunkKey::new(chunk))
+            .get(chunk)
             .map(TypeSeq::as_slice)
             .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
@@ -811,7 +811,7 @@ impl Corpus {
                     return Ok(seq);
                 }
                 for chunk in Chunks::new(text) {
-                    match self.cache.get(&ChunkKey::new(chunk)) {
+                    match self.cache.get(chunk) {
                         Some(v) => seq.extend_from_slice(v.as_slice()),
                         None => t.push_types_plain(chunk, &mut seq)?,
                     }
