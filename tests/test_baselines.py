@@ -172,6 +172,8 @@ def test_self_gen_bos_and_schedule(pool, model, tok):
     via_select = dict(opts, model_tokenizer=opts.pop("tokenizer"))
     sel = select(pool, 4, strategy="self-gen", seed=0, temperature="1.5:0.5", **via_select)
     assert len(sel.texts) == 4 and sel.synthetic
+    assert sel.indices.tolist() == [-1] * 4 and sel.sources == ["<generated>"] * 4
+    assert sel.to_arrow().column("row").to_pylist() == [-1] * 4
     assert sel.stats["gen_temperature"] == [1.5, 0.5]
     again = select(pool, 4, strategy="self-gen", seed=0, temperature="1.5:0.5", **via_select)
     assert again.texts == sel.texts

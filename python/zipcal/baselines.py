@@ -657,7 +657,7 @@ def self_gen_strategy(pool: Any, n: int, *, seed: int = 0, **options: Any) -> Pi
     m, tok = _resolve_model(options.get("model"), options.get("tokenizer") or options.get("model_tokenizer"), pool)
     kept = res["kept"]
     texts = [tok.decode(res["ids"][int(i)], skip_special_tokens=True) for i in kept]
-    cands = np.maximum(res["sources"][kept], 0)
+    cands = np.asarray(res["sources"][kept])  # -1: generated from BOS, no source document
     info: Dict[str, Any] = {
         "select_seconds": time.perf_counter() - t0,
         "tokens_through_model": res["tokens"],

@@ -528,16 +528,19 @@ class Selection:
         self.seed = seed
         self.options = dict(options)
         self.candidates = np.asarray(picked.candidates, dtype=np.int64)
-        self.indices = pool.rows[self.candidates]
-        self.windows = pool.windows[self.candidates]
-        self.token_counts = pool.tokens[self.candidates]
+        # Synthetic samples may have no source document (candidate -1).
+        real = self.candidates >= 0
+        safe = np.where(real, self.candidates, 0)
+        self.indices = np.where(real, pool.rows[safe], -1)
+        self.windows = np.where(real, pool.windows[safe], 0)
+        self.token_counts = np.where(real, pool.tokens[safe], 0)
         self.gains = picked.gains
         self.synthetic = picked.texts is not None
-        pool.prefetch(self.indices)
+        pool.prefetch(self.indices[real])
         self.texts: List[str] = (
             list(picked.texts) if picked.texts is not None else [pool.candidate_text(int(c)) for c in self.candidates]
         )
-        origins = [pool.row_origin(int(r)) for r in self.indices]
+        origins = [pool.row_origin(int(r)) if r >= 0 else ("<generated>", -1) for r in self.indices]
         self.sources = [o[0] for o in origins]
         self.source_rows = np.array([o[1] for o in origins], dtype=np.int64)
         self.info = dict(picked.info)
@@ -575,7 +578,7 @@ class Selection:
     def _stats(self) -> Dict[str, Any]:
         pool = self.pool
         types_available = int((pool.counts > 0).sum())
-        covered, _ = pool.corpus.coverage([int(c) for c in self.candidates], "uniform")
+        covered, _ = pool.corpus.coverage([int(c) for c in self.candidates if c >= 0], "uniform")
         sel = frequency_summary(self.type_counts())
         poolf = frequency_summary(pool.counts)
         out: Dict[str, Any] = {

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass
 class Picked:
-    """What a strategy returns: candidate indices in pick order, optional per-pick
+    """What a strategy returns: candidate indices in pick order (-1: a synthetic
+    sample with no source document), optional per-pick
     gains, optional replacement texts (for synthetic data), and facts about the run."""
 
     candidates: np.ndarray
