@@ -221,9 +221,16 @@ struct TaskOut {
     report: IngestReport,
     /// Documents (index in the batch) that met a chunk missing from the cache.
     deferred: Vec<usize>,
-    /// Distinct chunks missing from the cache, in order of first appearance.
+    /// Their type sequences so far, concatenated: resolved ids, and for each missing
+    /// chunk the pair `[MISSING, index into misses]`. `partial_ends[i]` ends document i.
+    partial: Vec<u32>,
+    partial_ends: Vec<usize>,
+    /// Distinct chunks missing from the cache (document, byte range), in order of first appearance.
     misses: Vec<(usize, usize, usize)>,
 }
+
+/// Marks a missing chunk in a partial sequence (type ids stay below 2^31).
+const MISSING: u32 = u32::MAX - 1;
 
 /// Read-only view shared by the tasks of a batch.
 struct View<'a> {
@@ -239,7 +246,7 @@ struct View<'a> {
 struct Task<'v, 'a> {
     view: &'v View<'a>,
     out: TaskOut,
-    seen_misses: AHashSet<&'a str>,
+    seen_misses: AHashMap<&'a str, u32>,
     seq: Vec<u32>,
     scratch: Vec<u32>,
 }
@@ -253,9 +260,11 @@ impl<'v, 'a> Task<'v, 'a> {
                 set_counts: Vec::new(),
                 report: IngestReport::default(),
                 deferred: Vec::new(),
+                partial: Vec::new(),
+                partial_ends: Vec::new(),
                 misses: Vec::new(),
             },
-            seen_misses: AHashSet::new(),
+            seen_misses: AHashMap::new(),
             seq: Vec::new(),
             scratch: Vec::new(),
         }
@@ -270,10 +279,11 @@ impl<'v, 'a> Task<'v, 'a> {
             .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
 
-    /// Process document `k` of the batch (text `text`, row `row`). With
-    /// `defer_misses`, a document with chunks missing from the cache is not emitted:
-    /// its misses are recorded (as byte ranges of document `k`) and it is deferred.
-    fn doc(&mut self, k: usize, text: &'a str, row: u64, defer_misses: bool) -> Result<()> {
+    /// Process document `k` of the batch (text `text`, row `row`), resolving every
+    /// chunk from the cache. A document with chunks missing from the cache is deferred:
+    /// its sequence so far is kept with a marker per missing chunk, and each distinct
+    /// missing chunk is recorded once (as a byte range of its first document).
+    fn doc(&mut self, k: usize, text: &'a str, row: u64) -> Result<()> {
         let mut seq = std::mem::take(&mut self.seq);
         seq.clear();
         let mut missing = false;
@@ -281,19 +291,16 @@ impl<'v, 'a> Task<'v, 'a> {
             let base = text.as_ptr() as usize;
             for chunk in Chunks::new(text) {
                 match self.lookup(chunk) {
-                    Some(v) if !missing => seq.extend_from_slice(v),
-                    Some(_) => {}
-                    None if defer_misses => {
+                    Some(v) => seq.extend_from_slice(v),
+                    None => {
                         missing = true;
-                        if self.seen_misses.insert(chunk) {
+                        let next = self.out.misses.len() as u32;
+                        let idx = *self.seen_misses.entry(chunk).or_insert_with(|| {
                             let start = chunk.as_ptr() as usize - base;
                             self.out.misses.push((k, start, start + chunk.len()));
-                        }
-                    }
-                    None => {
-                        return Err(Error::InvalidInput(format!(
-                            "internal: chunk {chunk:?} was not resolved"
-                        )))
+                            next
+                        });
+                        seq.extend_from_slice(&[MISSING, idx]);
                     }
                 }
             }
@@ -302,18 +309,54 @@ impl<'v, 'a> Task<'v, 'a> {
         }
         if missing {
             self.out.deferred.push(k);
+            self.out.partial.extend_from_slice(&seq);
+            self.out.partial_ends.push(self.out.partial.len());
         } else {
-            match self.view.config.unit {
-                Unit::Doc => self.emit(&seq, row, 0),
-                Unit::Window(len) => {
-                    for (w, part) in seq.chunks(len.max(1)).enumerate() {
-                        self.emit(part, row, w as u32);
-                    }
-                }
-            }
+            self.emit_doc(&seq, row);
         }
         self.seq = seq;
         Ok(())
+    }
+
+    /// Finish a deferred document: replace its missing-chunk markers by their types.
+    fn finish_doc(
+        &mut self,
+        partial: &[u32],
+        misses: &[(usize, usize, usize)],
+        texts: &[Option<&str>],
+        row: u64,
+    ) -> Result<()> {
+        let mut seq = std::mem::take(&mut self.seq);
+        seq.clear();
+        let mut i = 0;
+        while i < partial.len() {
+            if partial[i] == MISSING {
+                let (k, a, b) = misses[partial[i + 1] as usize];
+                let chunk = &texts[k].expect("a missing chunk comes from a text")[a..b];
+                let v = self.lookup(chunk).ok_or_else(|| {
+                    Error::InvalidInput(format!("internal: chunk {chunk:?} was not resolved"))
+                })?;
+                seq.extend_from_slice(v);
+                i += 2;
+            } else {
+                seq.push(partial[i]);
+                i += 1;
+            }
+        }
+        self.emit_doc(&seq, row);
+        self.seq = seq;
+        Ok(())
+    }
+
+    fn emit_doc(&mut self, seq: &[u32], row: u64) {
+        match self.view.config.unit {
+            Unit::Doc => self.emit(seq, row, 0),
+            Unit::Window(len) => {
+                for (w, part) in seq.chunks(len.max(1)).enumerate() {
+                    self.emit(part, row, w as u32);
+                }
+            }
+        }
     }
 
     fn emit(&mut self, toks: &[u32], row: u64, window: u32) {
@@ -661,7 +704,7 @@ impl Corpus {
                                     if is_blank(t) {
                                         r.empty_rows += 1;
                                     } else {
-                                        task.doc(k, t, first_row + k as u64, true)?;
+                                        task.doc(k, t, first_row + k as u64)?;
                                     }
                                 }
                             }
@@ -715,9 +758,15 @@ impl Corpus {
                             return Ok(None);
                         }
                         let mut task = Task::new(&view);
-                        for &k in &out.deferred {
-                            let text = texts[k].expect("a deferred document has text");
-                            task.doc(k, text, first_row + k as u64, false)?;
+                        let mut start = 0;
+                        for (&k, &end) in out.deferred.iter().zip(&out.partial_ends) {
+                            task.finish_doc(
+                                &out.partial[start..end],
+                                &out.misses,
+                                texts,
+                                first_row + k as u64,
+                            )?;
+                            start = end;
                         }
                         Ok(Some(task.out))
                     })
