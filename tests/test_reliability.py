@@ -27,7 +27,7 @@ def _write_corpus(path: Path, mb: int) -> None:
 @pytest.mark.timeout(120)
 def test_sigint_during_selection_exits_130_and_keeps_previous_output(tmp_path):
     corpus = tmp_path / "big.txt"
-    _write_corpus(corpus, 100)
+    _write_corpus(corpus, 250)
     out = tmp_path / "calib.parquet"
     out.write_bytes(b"previous output")
     env = dict(os.environ, ZIPCAL_NUM_THREADS="1")
