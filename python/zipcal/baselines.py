@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -166,6 +166,20 @@ def _check_vocab(seqs: Sequence[Sequence[int]], model: Any) -> None:
         )
 
 
+def _padded_batches(
+    seqs: Sequence[Sequence[int]], pad_id: int, dev: Any, batch_size: int, progress: bool, desc: str
+) -> Iterator[Tuple[np.ndarray, Any, Any]]:
+    """Length-sorted batches of ``seqs``, right-padded: yields (indices, ids, mask)."""
+    batches = _batches([len(s) for s in seqs], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=desc, leave=False)
+    for idx in batches:
+        ids, mask = _pad_batch([seqs[int(i)] for i in idx], pad_id, dev)
+        yield idx, ids, mask
+
+
 def sequence_nll(
     model: Any,
     seqs: Sequence[Sequence[int]],
@@ -184,15 +198,8 @@ def sequence_nll(
     dev = device if device is not None else _device_of(model)
     scores = np.full(len(seqs), np.inf, dtype=np.float64)
     tokens = 0
-    batches = _batches([len(s) for s in seqs], batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="scoring", leave=False)
     with torch.no_grad():
-        for idx in batches:
-            group = [seqs[int(i)] for i in idx]
-            ids, mask = _pad_batch(group, pad_id, dev)
+        for idx, ids, mask in _padded_batches(seqs, pad_id, dev, batch_size, progress, "scoring"):
             tokens += int(mask.sum())
             if ids.shape[1] < 2:
                 continue
@@ -317,15 +324,8 @@ def layer_embeddings(
     dev = device if device is not None else _device_of(model)
     rows: List[Optional[np.ndarray]] = [None] * len(seqs)
     tokens = 0
-    batches = _batches([len(s) for s in seqs], batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="cola: activations", leave=False)
     with torch.no_grad():
-        for idx in batches:
-            group = [seqs[int(i)] for i in idx]
-            ids, mask = _pad_batch(group, pad_id, dev)
+        for idx, ids, mask in _padded_batches(seqs, pad_id, dev, batch_size, progress, "cola: activations"):
             tokens += int(mask.sum())
             out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False)
             hs = out.hidden_states[1:]  # outputs of the decoder layers

@@ -149,15 +149,7 @@ impl Segmenter {
             .inner
             .tokenizer()
             .ok_or_else(|| PyValueError::new_err("token_spans needs a tokenizer"))?;
-        let enc = py
-            .detach(|| t.tokenizer().encode(text, false))
-            .map_err(|e| {
-                err(
-                    py,
-                    core::Error::InvalidInput(format!("tokenizer failed: {e}")),
-                )
-            })?;
-        Ok(enc.get_offsets().to_vec())
+        token_offsets(py, t, text)
     }
 
     /// Byte span (start, end) in `text` of tokens `lo..hi` (words in words mode); None
@@ -180,15 +172,7 @@ impl Segmenter {
                 Some((first.0, last.1))
             })),
             Some(t) => {
-                let enc = py
-                    .detach(|| t.tokenizer().encode(text, false))
-                    .map_err(|e| {
-                        err(
-                            py,
-                            core::Error::InvalidInput(format!("tokenizer failed: {e}")),
-                        )
-                    })?;
-                let offsets = enc.get_offsets();
+                let offsets = token_offsets(py, t, text)?;
                 let hi = hi.min(offsets.len());
                 Ok((lo < hi).then(|| (offsets[lo].0, offsets[hi - 1].1)))
             }
@@ -206,6 +190,23 @@ impl Segmenter {
     fn vocab_size(&self) -> usize {
         self.inner.tokenizer().map_or(0, |t| t.token_type().len())
     }
+}
+
+/// Byte offsets of the tokens of `text` (whole-text encoding, no special tokens).
+fn token_offsets(
+    py: Python<'_>,
+    t: &core::segment::TokenizerTypes,
+    text: &str,
+) -> PyResult<Vec<(usize, usize)>> {
+    let enc = py
+        .detach(|| t.tokenizer().encode(text, false))
+        .map_err(|e| {
+            err(
+                py,
+                core::Error::InvalidInput(format!("tokenizer failed: {e}")),
+            )
+        })?;
+    Ok(enc.get_offsets().to_vec())
 }
 
 mod rayon_free {
