@@ -11,4 +11,4 @@ maturin develop --release -q
 echo "== stub check" >&2
 python -m mypy.stubtest zipcal._core --allowlist scripts/stubtest-allowlist.txt
 echo "== pytest" >&2
-python -m pytest tests "$@"
+python -m pytest tests --durations=15 "$@"
