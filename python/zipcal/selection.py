@@ -18,7 +18,15 @@ import pyarrow as pa
 
 from . import _core, strategies
 from .errors import InputError, InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
-from .sources import ReadCounters, ReadOptions, explain_jsonl_error, is_file_source, iter_batches, total_bytes
+from .sources import (
+    ReadCounters,
+    ReadOptions,
+    explain_jsonl_error,
+    is_file_source,
+    iter_batches,
+    read_ahead,
+    total_bytes,
+)
 from .stats import frequency_summary, pool_stats
 from .tokenizer import describe, resolve, special_ids
 
@@ -280,7 +288,7 @@ def load_pool(
     with _threads(threads):
         try:
             evicted = 0
-            for batch in iter_batches(source, opts, counters):
+            for batch in read_ahead(iter_batches(source, opts, counters)):
                 try:
                     rep = corpus.add_arrow(
                         batch.array,

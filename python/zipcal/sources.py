@@ -398,6 +398,49 @@ def _iterable_batches(items: Iterable[Any], opts: ReadOptions, where: str) -> It
         yield Batch(where, first, pa.array(texts, type=pa.string()))
 
 
+def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Read the next batches in a background thread while the caller works on the
+    current one (decoding Parquet/Arrow releases the GIL, and so does ingestion).
+    Order and errors are preserved; stopping early stops the reader."""
+    import queue
+    import threading
+
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    t = threading.Thread(target=produce, name="zipcal-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        close = getattr(batches, "close", None)
+        if close is not None and not t.is_alive():
+            close()
+
+
 def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
     """Yield :class:`Batch` es of text from any supported source."""
     counters = counters or ReadCounters()
