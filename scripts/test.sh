@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh test
 echo "== cargo test (core)" >&2
-ZIPCAL_FUZZ_SECONDS="${ZIPCAL_FUZZ_SECONDS:-60}" cargo test -p zipcal-core --release
+ZIPCAL_FUZZ_SECONDS="${ZIPCAL_FUZZ_SECONDS:-60}" cargo test -p zipcal-core --release -- --nocapture
 echo "== build the extension" >&2
 maturin develop --release -q
 echo "== stub check" >&2
