@@ -60,6 +60,9 @@ def test_max_memory_derives_a_cap(tmp_path):
     assert sel.pool.max_candidates is not None and sel.pool.max_candidates < 600
     with pytest.raises(zipcal.InvalidArgumentError):
         zipcal.select(path, n=5, max_memory="lots")
+    lean = zipcal.select(path, n=5, min_tokens=1, max_memory="64K", keep_texts=False)
+    assert lean.pool.max_candidates is not None and lean.pool.texts_kept is False
+    assert list(lean.indices) == list(zipcal.select(path, n=5, min_tokens=1).indices)
 
 
 @pytest.mark.parametrize("unit", ["doc", "window"])

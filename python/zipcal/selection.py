@@ -50,8 +50,7 @@ class _Part:
     kept: Optional[np.ndarray] = None
 
     def filter(self, kept_rows: np.ndarray) -> Optional["_Part"]:
-        if self.array is None:
-            return self
+        assert self.array is not None, "only parts that keep their texts are filtered"
         lo = np.searchsorted(kept_rows, self.first_row)
         hi = np.searchsorted(kept_rows, self.first_row + self.length)
         rows = kept_rows[lo:hi]
@@ -310,7 +309,7 @@ def load_pool(
                     max_candidates = _cap_from_budget(corpus, parts, budget)
                     corpus.set_max_candidates(max_candidates)
                     log.info("max_memory %d bytes -> keeping at most %d candidates", budget, max_candidates)
-                if max_candidates is not None:
+                if max_candidates is not None and keep_texts:
                     # Keep only the texts of kept candidates: the new batch always, the
                     # older ones again after a compaction evicted some.
                     now = int(corpus.report()["evicted_candidates"])
@@ -324,7 +323,8 @@ def load_pool(
                 bar.close()
     if max_candidates is not None:
         corpus.finish()
-        parts = _filter_parts(parts, corpus, only_last=False)
+        if keep_texts:
+            parts = _filter_parts(parts, corpus, only_last=False)
     elapsed = time.perf_counter() - t0
     pool = Pool(
         corpus,
@@ -381,7 +381,7 @@ def _cap_from_budget(corpus: "_core.Corpus", parts: List[_Part], budget: int) ->
     """Candidate cap for a memory budget, from the footprint of what was read so far:
     each kept candidate costs its text plus 4 bytes per type; the corpus holds up to
     twice the cap between compactions."""
-    text_bytes = sum(p.array.nbytes for p in parts)
+    text_bytes = sum(p.array.nbytes for p in parts if p.array is not None)
     per = (text_bytes + 4 * int(corpus.set_sizes().sum())) / max(len(corpus), 1) + 48
     return max(1, int(budget / (3 * per)))
 
