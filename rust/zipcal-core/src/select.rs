@@ -76,7 +76,6 @@ struct Entry {
     gain: u64,
     size: u64,
     index: usize,
-    round: usize,
 }
 
 impl Entry {
@@ -232,7 +231,6 @@ pub fn naive_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy>
                 gain: gain(c.set(i), weights, &covered),
                 size: c.set(i).len() as u64,
                 index: i,
-                round: 0,
             };
             if best.is_none_or(|b| e > b) {
                 best = Some(e);
