@@ -94,6 +94,13 @@ class Corpus:
         """Ingest Python strings (None = null row)."""
     def report(self) -> Dict[str, int]:
         """Counters over everything ingested (rows, null_rows, empty_rows, short_candidates, candidates, tokens, bytes)."""
+    def shard_parts(self) -> Dict[str, Any]:
+        """This corpus as a shard of a larger one: numpy arrays ``offsets``, ``types``,
+        ``rows``, ``windows``, ``tokens``, ``counts``; ``names`` (words mode: each type's
+        text; None with a tokenizer); ``report``; ``evicted_bound``."""
+    def absorb(self, parts: Dict[str, Any], row_offset: int) -> None:
+        """Merge a shard from :meth:`shard_parts` of a corpus with the same segmenter and
+        settings, moving its rows by ``row_offset``. Shards must come in row order."""
     def __len__(self) -> int: ...
     @property
     def num_types(self) -> int: ...

@@ -123,7 +123,10 @@ def cmd_select(args: argparse.Namespace) -> int:
             ),
             file=sys.stderr,
         )
-    pool = load_pool(source, **_pool_kwargs(args))
+    if args.ray:
+        pool = _ray_pool(source, args)
+    else:
+        pool = load_pool(source, **_pool_kwargs(args))
     sel = select(pool, args.n, strategy=args.strategy, seed=args.seed, threads=args.threads, **_strategy_options(args))
     pool = sel.pool  # a bounded pool may have been re-read with a larger cap
     if args.output:
@@ -167,6 +170,21 @@ def cmd_select(args: argparse.Namespace) -> int:
                 snippet = " ".join(sel.texts[i].split())[:96]
                 print(f"  [{sel.indices[i]}] {snippet}", file=out)
     return 0
+
+
+def _ray_pool(source: Any, args: argparse.Namespace) -> Any:
+    from .errors import InvalidArgumentError
+
+    if source is None:
+        raise InvalidArgumentError("--ray needs input files (the embedded corpus is selected locally)")
+    if args.max_memory is not None or args.keep_texts != "auto":
+        raise InvalidArgumentError("--ray bounds memory with --max-candidates; --max-memory and --keep-texts do not apply")
+    from . import distributed
+
+    kw = _pool_kwargs(args)
+    for k in ("threads", "max_memory", "keep_texts"):
+        kw.pop(k, None)
+    return distributed.load_pool(source, cpus_per_task=args.ray_cpus_per_task, **kw)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -216,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the selection to this .parquet or .jsonl file (atomically)")
     p.add_argument("--stats-json", help="also write pool and selection statistics to this JSON file")
     p.add_argument("--plot", help="write a rank-frequency plot (PNG) of pool vs selection (needs matplotlib)")
+    p.add_argument(
+        "--ray", action="store_true",
+        help="read and tokenize on Ray Data (the cluster at RAY_ADDRESS, else a local one); inputs must be files every worker can read",
+    )
+    p.add_argument("--ray-cpus-per-task", type=int, default=1, help="with --ray: CPUs (tokenization threads) per task (default 1)")
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("stats", help="corpus statistics (types, tokens, Zipf exponent)")

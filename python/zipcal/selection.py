@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -133,7 +133,10 @@ class Pool:
         self.counts = corpus.counts()
         self.report: Dict[str, int] = dict(corpus.report())
         self.max_candidates: Optional[int] = None
-        self._reload: Optional[Dict[str, Any]] = None
+        # Rebuild this pool with a larger candidate cap (None: the source cannot be re-read).
+        self._reload: Optional[Callable[[int], "Pool"]] = None
+        # Read the texts of some rows again (None: scan the source in order).
+        self._fetch: Optional[Callable[[List[int]], Dict[int, str]]] = None
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -172,6 +175,15 @@ class Pool:
         missing = sorted({int(r) for r in rows} - set(self._fetched))
         if not missing:
             return
+        if self._fetch is not None:
+            self._fetched.update(self._fetch(missing))
+        else:
+            self._scan_source(missing)
+        lost = [r for r in missing if r not in self._fetched]
+        if lost:
+            raise InputError(f"the source changed since it was read: rows {lost[:5]} are gone")
+
+    def _scan_source(self, missing: List[int]) -> None:
         if self._source is None or self._read_options is None:
             raise InvalidArgumentError("this pool kept no texts and cannot re-read its source")
         want = np.asarray(missing, dtype=np.int64)
@@ -186,9 +198,6 @@ class Pool:
             row += len(batch.array)
             if hi >= len(want) and lo >= len(want):
                 break
-        lost = [r for r in missing if r not in self._fetched]
-        if lost:
-            raise InputError(f"the source changed since it was read: rows {lost[:5]} are gone")
 
     def row_origin(self, row: int) -> tuple:
         """(source name, row inside that source) of global row ``row``."""
@@ -340,15 +349,13 @@ def load_pool(
     pool.max_candidates = max_candidates
     if not keep_texts:
         pool._source, pool._read_options = source, opts
-    pool._reload = (
-        dict(
+    if _rereadable(source):
+        again = dict(
             source=source, tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens,
             text_column=text_column, text_split=text_split, encoding_errors=encoding_errors,
             threads=threads, progress=progress, cache_capacity=cache_capacity, keep_texts=keep_texts,
         )
-        if _rereadable(source)
-        else None
-    )
+        pool._reload = lambda cap: load_pool(**again, max_candidates=cap)
     log.info("read %s", pool)
     return pool
 
@@ -499,7 +506,7 @@ def select(
                 "the exactness certificate did not hold with %d candidates kept; re-reading with %d",
                 pool.max_candidates, grown,
             )
-            bigger = load_pool(**pool._reload, max_candidates=grown)
+            bigger = pool._reload(grown)
             return select(bigger, n, strategy=strategy, seed=seed, threads=threads, **options)
         picked.info["certificate"] = certified
         picked.info["max_candidates"] = pool.max_candidates

@@ -183,14 +183,18 @@ def _reader_batches(reader: Any, col: Optional[str], where: str) -> Iterator[Bat
 
 # ---------------------------------------------------------------- file readers
 
-def _parquet(path: str, opts: ReadOptions) -> Iterator[Batch]:
+def _parquet(
+    path: str, opts: ReadOptions, row_groups: Optional[Sequence[int]] = None, first_row: int = 0
+) -> Iterator[Batch]:
+    """Batches of a Parquet file, or of some of its row groups (``first_row`` is then
+    the row of the file where the first of them starts)."""
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
         col = pick_column(pf.schema_arrow, opts.text_column, path)
-        first = 0
-        for rb in pf.iter_batches(batch_size=opts.batch_rows, columns=[col]):
+        first = first_row
+        for rb in pf.iter_batches(batch_size=opts.batch_rows, columns=[col], row_groups=row_groups):
             arr = _as_string_array(rb.column(0))
             yield Batch(path, first, arr)
             first += len(arr)

@@ -129,6 +129,55 @@ impl Candidates {
         &self.tokens
     }
 
+    /// Rebuild candidates from their flat parts (as exported by [`Candidates::offsets`],
+    /// [`Candidates::flat_types`], ...), checking that they are consistent: offsets start
+    /// at 0 and never decrease, every array has one entry per candidate, rows never
+    /// decrease, and every type id is below `num_types`.
+    pub fn from_parts(
+        offsets: Vec<usize>,
+        types: Vec<u32>,
+        rows: Vec<u64>,
+        windows: Vec<u32>,
+        tokens: Vec<u64>,
+        num_types: usize,
+    ) -> Result<Candidates> {
+        let bad = |what: &str| {
+            Err(Error::InvalidInput(format!(
+                "inconsistent candidate parts: {what}"
+            )))
+        };
+        let n = rows.len();
+        if offsets.len() != n + 1 || windows.len() != n || tokens.len() != n {
+            return bad("array lengths differ");
+        }
+        if offsets[0] != 0 || offsets[n] != types.len() || offsets.windows(2).any(|w| w[0] > w[1]) {
+            return bad("offsets are not a non-decreasing sequence from 0 to the number of types");
+        }
+        if rows.windows(2).any(|w| w[0] > w[1]) {
+            return bad("rows are not in order");
+        }
+        if types.iter().any(|&t| t as usize >= num_types) {
+            return bad("a type id is out of range");
+        }
+        Ok(Candidates {
+            offsets,
+            types,
+            rows,
+            windows,
+            tokens,
+        })
+    }
+
+    /// Start of each candidate's set in [`Candidates::flat_types`] (one more entry than candidates).
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// All type sets, concatenated.
+    pub fn flat_types(&self) -> &[u32] {
+        &self.types
+    }
+
     /// Keep only the candidates whose `keep` flag is set, in their original order.
     fn retain(&mut self, keep: &[bool]) {
         let mut out = Candidates::new();
@@ -884,6 +933,105 @@ impl Corpus {
             }
         }
         Ok(seq)
+    }
+
+    /// Merge a shard ingested elsewhere (another process or machine) with the same
+    /// segmenter and settings: its candidates (rows relative to the shard, moved by
+    /// `row_offset`), its per-type token counts, and in words mode the names of its
+    /// types (its type ids index `names`; they are re-interned here). Shards must be
+    /// absorbed in row order; the result equals ingesting their rows here, including
+    /// which candidates a cap keeps (top sets, earlier rows first) and the evicted bound.
+    pub fn absorb(
+        &mut self,
+        shard: Candidates,
+        counts: &[u64],
+        names: Option<&[&str]>,
+        row_offset: u64,
+        report: &IngestReport,
+        evicted_bound: Option<u64>,
+    ) -> Result<()> {
+        let mut shard = shard;
+        if let Some(&first) = shard.rows.first() {
+            if let Some(&last) = self.candidates.rows.last() {
+                if first + row_offset < last {
+                    return Err(Error::InvalidArgument(format!(
+                        "shards must be merged in row order: row {} comes after row {}",
+                        first + row_offset,
+                        last
+                    )));
+                }
+            }
+        }
+        match (self.segmenter.tokenizer(), names) {
+            (Some(t), None) => {
+                if counts.len() != t.num_types() {
+                    return Err(Error::InvalidArgument(format!(
+                        "shard counts cover {} types, the tokenizer has {}",
+                        counts.len(),
+                        t.num_types()
+                    )));
+                }
+                if shard.types.iter().any(|&x| x as usize >= t.num_types()) {
+                    return Err(Error::InvalidArgument("shard type id out of range".into()));
+                }
+                for (c, &k) in self.counts.iter_mut().zip(counts) {
+                    *c += k;
+                }
+            }
+            (None, Some(names)) => {
+                if counts.len() != names.len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "shard counts cover {} types but it names {}",
+                        counts.len(),
+                        names.len()
+                    )));
+                }
+                let map = names
+                    .iter()
+                    .map(|w| self.words.intern(w))
+                    .collect::<Result<Vec<u32>>>()?;
+                if shard.types.iter().any(|&x| x as usize >= map.len()) {
+                    return Err(Error::InvalidArgument("shard type id out of range".into()));
+                }
+                for t in shard.types.iter_mut() {
+                    *t = map[*t as usize];
+                }
+                // Sets stay sorted like those built by ingestion.
+                for i in 0..shard.len() {
+                    let (a, b) = (shard.offsets[i], shard.offsets[i + 1]);
+                    shard.types[a..b].sort_unstable();
+                }
+                if self.counts.len() < self.words.names.len() {
+                    self.counts.resize(self.words.names.len(), 0);
+                }
+                for (&id, &k) in map.iter().zip(counts) {
+                    self.counts[id as usize] += k;
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidArgument(
+                    "tokenizer shards carry no type names (their ids are the tokenizer's)".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "words-mode shards must carry their type names".into(),
+                ))
+            }
+        }
+        for r in shard.rows.iter_mut() {
+            *r += row_offset;
+        }
+        self.candidates.append(shard);
+        add_report(&mut self.report, report);
+        self.report.invalid_utf8_rows += report.invalid_utf8_rows;
+        self.evicted_bound = self.evicted_bound.max(evicted_bound);
+        if let Some(m) = self.config.max_candidates {
+            if self.candidates.len() > m.saturating_mul(2).max(m + 1024) {
+                self.compact(m);
+            }
+        }
+        Ok(())
     }
 
     /// Finish ingestion: apply the candidate cap exactly.

@@ -238,3 +238,162 @@ fn certificate_holds_when_evicted_sets_are_small() {
     assert!(!c.certifies(&[(2, 2)]));
     assert!(c.certifies(&[(2, 3)]));
 }
+
+/// Ingest `texts` split into shards, each in its own corpus (as distributed workers do),
+/// and absorb the shards in order into one corpus.
+fn sharded(
+    seg: &Arc<Segmenter>,
+    cfg: &CorpusConfig,
+    texts: &[Option<&str>],
+    cuts: &[usize],
+) -> Corpus {
+    let mut driver = Corpus::new(seg.clone(), cfg.clone()).unwrap();
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().map(|&c| c.min(texts.len())));
+    bounds.push(texts.len());
+    bounds.sort_unstable();
+    for w in bounds.windows(2) {
+        let mut shard = Corpus::new(seg.clone(), cfg.clone()).unwrap();
+        shard.add_texts(&texts[w[0]..w[1]], 0).unwrap();
+        shard.finish();
+        let c = shard.candidates();
+        let parts = Candidates::from_parts(
+            c.offsets().to_vec(),
+            c.flat_types().to_vec(),
+            c.rows().to_vec(),
+            c.windows().to_vec(),
+            c.tokens().to_vec(),
+            shard.num_types(),
+        )
+        .unwrap();
+        let names: Option<Vec<&str>> = seg.is_words().then(|| {
+            (0..shard.num_types() as u32)
+                .map(|t| shard.type_name(t).unwrap())
+                .collect()
+        });
+        driver
+            .absorb(
+                parts,
+                shard.counts(),
+                names.as_deref(),
+                w[0] as u64,
+                shard.report(),
+                shard.evicted_bound(),
+            )
+            .unwrap();
+    }
+    driver.finish();
+    driver
+}
+
+/// Candidates as (row, window, tokens, sorted type names) and counts by name.
+#[allow(clippy::type_complexity)]
+fn by_name(c: &Corpus) -> (Vec<(u64, u32, u64, Vec<String>)>, Vec<(String, u64)>) {
+    let k = c.candidates();
+    let cands = (0..k.len())
+        .map(|i| {
+            let mut s: Vec<String> = k
+                .set(i)
+                .iter()
+                .map(|&t| c.type_name(t).unwrap().to_string())
+                .collect();
+            s.sort();
+            (k.rows()[i], k.windows()[i], k.tokens()[i], s)
+        })
+        .collect();
+    let mut counts: Vec<(String, u64)> = c
+        .counts()
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(t, &n)| (c.type_name(t as u32).unwrap().to_string(), n))
+        .collect();
+    counts.sort();
+    (cands, counts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Shards ingested separately and absorbed in order equal one ingestion of the
+    /// whole corpus: candidates, counts, report, cap, evicted bound and greedy picks.
+    #[test]
+    fn absorbed_shards_equal_one_ingestion(
+        docs in prop::collection::vec("[a-hé ]{0,40}", 1..50),
+        cuts in prop::collection::vec(0usize..50, 0..4),
+        cap in prop::option::of(1usize..20),
+        window in prop::option::of(2usize..6),
+    ) {
+        let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+        let cfg = CorpusConfig {
+            max_candidates: cap,
+            min_tokens: 2,
+            unit: window.map_or(Unit::Doc, Unit::Window),
+            ..CorpusConfig::default()
+        };
+        let seg = Arc::new(Segmenter::Words);
+        let mut whole = Corpus::new(seg.clone(), cfg.clone()).unwrap();
+        whole.add_texts(&texts, 0).unwrap();
+        whole.finish();
+        let parts = sharded(&seg, &cfg, &texts, &cuts);
+        prop_assert_eq!(by_name(&whole), by_name(&parts));
+        prop_assert_eq!(whole.report(), parts.report());
+        prop_assert_eq!(whole.evicted_bound(), parts.evicted_bound());
+        let n = whole.candidates().len().min(5);
+        prop_assume!(n > 0);
+        for wt in [Weighting::Uniform, Weighting::Zipf] {
+            let a = lazy_greedy(whole.candidates(), &type_weights(whole.counts(), wt), n).unwrap();
+            let b = lazy_greedy(parts.candidates(), &type_weights(parts.counts(), wt), n).unwrap();
+            prop_assert_eq!(a.order, b.order);
+            prop_assert_eq!(a.gains, b.gains);
+        }
+    }
+}
+
+#[test]
+fn absorbed_tokenizer_shards_equal_one_ingestion() {
+    let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+        "normalizer":{"type":"Lowercase"},"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+        "model":{"type":"WordLevel","unk_token":"[UNK]","vocab":{"[UNK]":0,"the":1,"cat":2,"dog":3,"sat":4,"on":5,"mat":6,".":7}}}"#;
+    let seg = Arc::new(Segmenter::from_tokenizer_json(json, "wordlevel").unwrap());
+    let docs: Vec<String> = (0..300)
+        .map(|i| {
+            [
+                "the cat sat",
+                "on the mat.",
+                "dog",
+                "THE DOG SAT ON THE CAT",
+                "mat mat",
+            ][i % 5]
+                .repeat(1 + i % 3)
+        })
+        .collect();
+    let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+    for cap in [None, Some(7)] {
+        let cfg = CorpusConfig {
+            max_candidates: cap,
+            min_tokens: 1,
+            ..CorpusConfig::default()
+        };
+        let mut whole = Corpus::new(seg.clone(), cfg.clone()).unwrap();
+        whole.add_texts(&texts, 0).unwrap();
+        whole.finish();
+        let parts = sharded(&seg, &cfg, &texts, &[17, 150, 151]);
+        assert_eq!(by_name(&whole), by_name(&parts));
+        assert_eq!(whole.counts(), parts.counts());
+        assert_eq!(whole.report(), parts.report());
+        assert_eq!(whole.evicted_bound(), parts.evicted_bound());
+    }
+    // Misuse is an error, not a panic.
+    let cfg = CorpusConfig::default();
+    let mut driver = Corpus::new(seg.clone(), cfg).unwrap();
+    let c = Candidates::from_sets(&[vec![1, 2]]);
+    assert!(driver
+        .absorb(c.clone(), &[0; 3], None, 0, &IngestReport::default(), None)
+        .is_err());
+    assert!(driver
+        .absorb(c, &[0; 8], Some(&["x"]), 0, &IngestReport::default(), None)
+        .is_err());
+    assert!(Candidates::from_parts(vec![0, 2], vec![1], vec![0], vec![0], vec![1], 8).is_err());
+    assert!(Candidates::from_parts(vec![0, 1], vec![9], vec![0], vec![0], vec![1], 8).is_err());
+}

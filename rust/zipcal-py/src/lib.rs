@@ -325,6 +325,86 @@ impl Corpus {
         report_dict(py, &report)
     }
 
+    /// Everything a merge needs from this corpus as a shard of a larger one: a dict of
+    /// numpy arrays `offsets` (u64), `types` (u32), `rows`, `windows`, `tokens`, `counts`,
+    /// plus `names` (words mode: the text of each type id; None with a tokenizer),
+    /// `report` and `evicted_bound`. See :meth:`absorb`.
+    fn shard_parts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.candidates();
+        let d = PyDict::new(py);
+        let offsets: Vec<u64> = c.offsets().iter().map(|&o| o as u64).collect();
+        d.set_item("offsets", offsets.into_pyarray(py))?;
+        d.set_item("types", c.flat_types().to_vec().into_pyarray(py))?;
+        d.set_item("rows", c.rows().to_vec().into_pyarray(py))?;
+        d.set_item("windows", c.windows().to_vec().into_pyarray(py))?;
+        d.set_item("tokens", c.tokens().to_vec().into_pyarray(py))?;
+        d.set_item("counts", self.inner.counts().to_vec().into_pyarray(py))?;
+        let names: Option<Vec<&str>> = self.inner.segmenter().is_words().then(|| {
+            (0..self.inner.num_types() as u32)
+                .map(|t| self.inner.type_name(t).unwrap_or(""))
+                .collect()
+        });
+        d.set_item("names", names)?;
+        d.set_item("report", report_dict(py, self.inner.report())?)?;
+        d.set_item("evicted_bound", self.inner.evicted_bound())?;
+        Ok(d)
+    }
+
+    /// Merge a shard exported by :meth:`shard_parts` of a corpus with the same segmenter
+    /// and settings; its rows move by `row_offset`. Shards must come in row order.
+    #[pyo3(signature = (parts, row_offset))]
+    fn absorb(
+        &mut self,
+        py: Python<'_>,
+        parts: &Bound<'_, PyDict>,
+        row_offset: u64,
+    ) -> PyResult<()> {
+        fn get<'py>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<Bound<'py, PyAny>> {
+            d.get_item(k)?
+                .ok_or_else(|| PyValueError::new_err(format!("shard parts lack {k:?}")))
+        }
+        let offsets: Vec<u64> = get(parts, "offsets")?.extract()?;
+        let types: Vec<u32> = get(parts, "types")?.extract()?;
+        let rows: Vec<u64> = get(parts, "rows")?.extract()?;
+        let windows: Vec<u32> = get(parts, "windows")?.extract()?;
+        let tokens: Vec<u64> = get(parts, "tokens")?.extract()?;
+        let counts: Vec<u64> = get(parts, "counts")?.extract()?;
+        let names: Option<Vec<String>> = get(parts, "names")?.extract()?;
+        let evicted_bound: Option<u64> = get(parts, "evicted_bound")?.extract()?;
+        let rep = get(parts, "report")?;
+        let field = |k: &str| -> PyResult<u64> { get(rep.cast::<PyDict>()?, k)?.extract() };
+        let report = core::IngestReport {
+            rows: field("rows")?,
+            null_rows: field("null_rows")?,
+            empty_rows: field("empty_rows")?,
+            short_candidates: field("short_candidates")?,
+            candidates: field("candidates")?,
+            evicted_candidates: field("evicted_candidates")?,
+            invalid_utf8_rows: field("invalid_utf8_rows")?,
+            tokens: field("tokens")?,
+            bytes: field("bytes")?,
+        };
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let num_types = names.as_ref().map_or(counts.len(), Vec::len);
+            let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
+            let shard =
+                core::Candidates::from_parts(offsets, types, rows, windows, tokens, num_types)?;
+            let refs: Option<Vec<&str>> = names
+                .as_ref()
+                .map(|v| v.iter().map(String::as_str).collect());
+            inner.absorb(
+                shard,
+                &counts,
+                refs.as_deref(),
+                row_offset,
+                &report,
+                evicted_bound,
+            )
+        })
+        .map_err(|e| err(py, e))
+    }
+
     /// Counters over everything ingested.
     fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         report_dict(py, self.inner.report())
