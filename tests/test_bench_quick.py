@@ -1,5 +1,6 @@
 """The quality harness end to end, on a tiny random Llama: every cell computed,
-finite, reproducible, resumable; the speed harness reports ratios to ZipCal."""
+finite (perplexities and BIG-bench accuracies), reproducible, resumable; the
+speed harness reports ratios to ZipCal."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from zipcal.bench import quality  # noqa: E402
 pytestmark = pytest.mark.slow
 
 # The --quick grid, shrunk further so that the test runs it twice in about a minute.
+MC_EXAMPLES = 2  # BIG-bench examples per task
 SMALLER = ["--pool-size", "24", "-n", "4", "--seq-len", "32", "--eval-seq-len", "32", "--eval-tokens", "128",
-           "--heldout-tokens", "64", "--max-per-source", "40"]
+           "--heldout-tokens", "64", "--mc-examples", str(MC_EXAMPLES), "--max-per-source", "40"]
 
 
 def _run(argv):
@@ -31,7 +33,7 @@ def _run(argv):
 
 
 def _numbers(data):
-    return {k: c["ppl"] for k, c in data["cells"].items()}
+    return {k: (c["ppl"], c["acc"]) for k, c in data["cells"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,13 @@ def test_quick_grid_complete_and_finite(quick_runs):
         assert "wikitext2-test" in cell["ppl"], key
         assert len(cell["ppl"]) >= 2, key  # WikiText-2 test + at least one held-out source
         assert all(math.isfinite(v) and v > 1 for v in cell["ppl"].values()), key
+        assert set(cell["acc"]) == set(cfg.mc_tasks) | {"average"}, key
+        assert all(math.isfinite(v) and 0 <= v <= 1 for v in cell["acc"].values()), key
+        assert all(0 <= v <= 1 for v in cell["acc_norm"].values()), key
+    assert set(data["dense"]["acc"]) == set(cfg.mc_tasks) | {"average"}
+    assert all(0 <= v <= 1 for v in data["dense"]["acc"].values())
+    assert {t: m["examples"] for t, m in data["mc"].items()} == {t: MC_EXAMPLES for t in cfg.mc_tasks}
+    assert data["settings"]["mc_examples"] == MC_EXAMPLES and data["settings"]["mc_tasks"] == list(cfg.mc_tasks)
     for strategy in cfg.strategies:
         assert data["summary"]["selection_cost"][strategy]["select_seconds"]["mean"] > 0
     for strategy in quality.MODEL_STRATEGIES:
@@ -66,8 +75,13 @@ def test_quick_grid_complete_and_finite(quick_runs):
     # paired comparison against random exists for every other strategy
     row = data["summary"]["table"]["zipcal|wanda-50"]["wikitext2-test"]
     assert row["n"] == 2 and row["vs_random"]["n"] == 2 and row["vs_random"]["p_sign"] is not None
+    acc = data["summary"]["acc_table"]["zipcal|wanda-50"]["average"]
+    assert acc["n"] == 2 and acc["vs_random"]["n"] == 2 and 0 <= acc["mean"] <= 1
+    assert data["summary"]["acc_metrics"] == list(cfg.mc_tasks) + ["average"]
     md = (quick_runs[0] / "report.md").read_text()
     assert "| zipcal |" in md and "Reduced relative to the full grid" in md
+    assert "multiple-choice accuracy" in md and "| dense (uncompressed) |" in md
+    assert all(t in md for t in cfg.mc_tasks)
     assert (quick_runs[0] / "quality_vs_time.png").stat().st_size > 1000
 
 
@@ -96,6 +110,35 @@ def test_quick_grid_resumes(quick_runs):
     # a different budget refuses to mix into the same results
     with pytest.raises(ValueError, match="different settings"):
         _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER[:-2] + ["--max-per-source", "41"])
+    with pytest.raises(ValueError, match="mc_examples"):
+        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER + ["--mc-examples", "3"])
+
+
+def test_missing_task_files_name_the_install_command(tmp_path):
+    from zipcal.bench.bigbench import BigBenchError
+
+    with pytest.raises(BigBenchError, match="python -m zipcal.bench.bigbench extract"):
+        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(tmp_path / "out"),
+              "--bigbench-dir", str(tmp_path / "empty")] + SMALLER)
+
+
+def test_batched_choice_scores_match_eval(tmp_path):
+    """The harness's batched scorer gives zipcal.eval.choice_loglikelihoods' numbers."""
+    from zipcal.bench.bigbench import task_files
+    from zipcal.eval import choice_loglikelihoods, read_tasks
+
+    model, tok = quality.tiny_llama(0)
+    items = [it for path in task_files().values() for it in read_tasks(path)[:3]]
+    items.append({"context": "", "choices": ["a", " b c"], "label": 0})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many tiny forward passes: threads only add synchronisation
+    try:
+        got = quality.mc_loglikelihoods(model, tok, items, max_batch_tokens=300)
+        want = [choice_loglikelihoods(model, tok, it["context"], it["choices"]) for it in items]
+    finally:
+        torch.set_num_threads(threads)
+    for ll, ref in zip(got, want):
+        assert ll == pytest.approx(ref, rel=1e-4, abs=1e-3)
 
 
 def test_paired_statistics():

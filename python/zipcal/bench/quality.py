@@ -6,7 +6,11 @@ calibration samples from that same pool, so comparisons between strategies are
 paired by seed. For each cell a fresh copy of the dense model is compressed with
 the selection (``seq_len`` tokens per sample) and evaluated: WikiText-2 *test*
 perplexity (first ``eval_tokens`` tokens, non-overlapping ``eval_seq_len``
-windows) and held-out perplexity on each pool source.
+windows), held-out perplexity on each pool source, and zero-shot
+multiple-choice accuracy on a few BIG-bench tasks (the first ``mc_examples``
+examples of each, log-likelihood scoring as :func:`zipcal.eval.multiple_choice`;
+the task files come from ``python -m zipcal.bench.bigbench extract``, run by
+``scripts/env.sh test``). The dense model is evaluated the same way.
 
 Results go to ``<out>/results.json`` after every cell (resumable: cells already
 there are skipped), with ``report.md`` and ``quality_vs_time.png`` regenerated
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
+import inspect
 import json
 import logging
 import math
@@ -31,7 +36,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..io import atomic_path
-from .pool import DEFAULT_WIKITEXT_DIR, SOURCES, build_pool
+from .bigbench import FORMAT_VERSION as MC_FORMAT
+from .bigbench import TASKS as MC_TASKS
+from .bigbench import task_files
+from .pool import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
 from .stats import mean_std, paired_test
 
 log = logging.getLogger(__name__)
@@ -49,8 +57,10 @@ METHODS: Dict[str, Dict[str, Any]] = {
 # Settings that change the numbers: a resumed run must use the same ones.
 RESULT_KEYS = (
     "model", "tiny_model", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens", "eval_seq_len",
-    "heldout_tokens", "packing", "self_gen_recipe", "wikitext_dir", "sources",
+    "heldout_tokens", "packing", "self_gen_recipe", "wikitext_dir", "sources", "mc_tasks", "mc_examples",
+    "mc_format", "pool_version",
 )
+MC_AVERAGE = "average"
 
 
 @dataclass
@@ -71,6 +81,12 @@ class QualityConfig:
     tiny_model: bool = False
     wikitext_dir: str = str(DEFAULT_WIKITEXT_DIR)
     sources: List[str] = field(default_factory=lambda: list(SOURCES))
+    pool_version: int = POOL_VERSION  # the pool's document preparation (not a command-line option)
+    # BIG-bench multiple choice: tasks, and examples per task (all when fewer; 0: none)
+    mc_tasks: List[str] = field(default_factory=lambda: list(MC_TASKS))
+    mc_examples: int = 200
+    mc_format: int = MC_FORMAT  # the task files' conversion format (not a command-line option)
+    bigbench_dir: Optional[str] = None
     batch_size: int = 8
     device: str = "auto"
     threads: Optional[int] = 2
@@ -87,7 +103,7 @@ def quick_config(**over: Any) -> QualityConfig:
     """A tiny grid that finishes in minutes on two CPU cores."""
     cfg = QualityConfig(
         methods=["wanda-50", "gptq-3bit-g128"], seeds=[0, 1], n=8, seq_len=64, pool_size=48,
-        max_per_source=200, eval_tokens=512, eval_seq_len=64, heldout_tokens=128,
+        max_per_source=200, eval_tokens=512, eval_seq_len=64, heldout_tokens=128, mc_examples=4,
     )
     for k, v in over.items():
         setattr(cfg, k, v)
@@ -167,6 +183,111 @@ def evaluate(model: Any, tokenizer: Any, texts: Dict[str, str], cfg: QualityConf
             continue
         res[name] = st["ppl"]
     return res
+
+
+def load_mc_tasks(cfg: QualityConfig) -> Dict[str, List[Dict[str, Any]]]:
+    """The first ``mc_examples`` items of each BIG-bench task (the files are
+    shuffled at extraction). Raises :class:`~zipcal.bench.bigbench.BigBenchError`
+    naming the set-up command when the task files are missing."""
+    if cfg.mc_examples <= 0 or not cfg.mc_tasks:
+        return {}
+    from ..eval import read_tasks
+
+    files = task_files(cfg.mc_tasks, cfg.bigbench_dir)
+    return {t: read_tasks(path)[: cfg.mc_examples] for t, path in files.items()}
+
+
+def _mc_sequences(tokenizer: Any, context: str, choices: Sequence[str]) -> List[Tuple[List[int], int]]:
+    """``(token ids of context + choice, context length)`` per choice, built exactly
+    as :func:`zipcal.eval.choice_loglikelihoods` builds them."""
+    from ..eval import _continuation
+
+    ctx_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    if not ctx_ids:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        ctx_ids = [bos if bos is not None else (tokenizer.eos_token_id or 0)]
+    out = []
+    for choice in choices:
+        cont = _continuation(context, choice)
+        whole = tokenizer(context + cont, add_special_tokens=False)["input_ids"]
+        if whole[: len(ctx_ids)] != ctx_ids or len(whole) <= len(ctx_ids):
+            whole = ctx_ids + tokenizer(cont, add_special_tokens=False)["input_ids"]
+        out.append((list(whole), len(ctx_ids)))
+    return out
+
+
+def mc_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]], max_batch_tokens: int = 4096) -> List[List[float]]:
+    """Log-likelihood of every choice of every item (same numbers as
+    :func:`zipcal.eval.choice_loglikelihoods`, up to float tolerance), with the
+    sequences of all items sorted by length and batched (right padding, at most
+    ``max_batch_tokens`` padded tokens per forward pass) on the model's device."""
+    import torch
+
+    from ..eval import _model_device
+
+    seqs = [(i, j, ids, n_ctx) for i, it in enumerate(items)
+            for j, (ids, n_ctx) in enumerate(_mc_sequences(tokenizer, it["context"], it["choices"]))]
+    out = [[0.0] * len(it["choices"]) for it in items]
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][2]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    dev = _model_device(model)
+    # Only the logits of the choice tokens are needed: skip the vocabulary projection
+    # of the context positions where the model supports it (transformers >= 4.50).
+    try:
+        keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        keep_arg = False
+    pos = 0
+    with torch.no_grad():
+        while pos < len(order):
+            end = pos + 1
+            while end < len(order) and (end + 1 - pos) * len(seqs[order[end]][2]) <= max_batch_tokens:
+                end += 1
+            batch = [seqs[k] for k in order[pos:end]]
+            width = max(len(b[2]) for b in batch)
+            ids = torch.full((len(batch), width), int(pad), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, (_, _, s, _) in enumerate(batch):
+                ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+                mask[r, : len(s)] = 1
+            ids, mask = ids.to(dev), mask.to(dev)
+            # logits kept for the last `keep` positions, which cover every row's choice tokens
+            keep = max(width - n_ctx + 1 for _, _, _, n_ctx in batch)
+            extra = {"logits_to_keep": keep} if keep_arg else {}
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False, **extra).logits
+            offset = width - logits.shape[1]
+            for r, (i, j, s, n_ctx) in enumerate(batch):
+                lp = torch.log_softmax(logits[r, n_ctx - 1 - offset : len(s) - 1 - offset].float(), dim=-1)
+                out[i][j] = float(lp.gather(1, ids[r, n_ctx : len(s)].unsqueeze(1)).sum())
+            pos = end
+    return out
+
+
+def mc_accuracy(model: Any, tokenizer: Any, tasks: Dict[str, List[Dict[str, Any]]], cfg: QualityConfig) -> Dict[str, Dict[str, float]]:
+    """``{"acc": {task: ..., "average": ...}, "acc_norm": {...}}``: zero-shot accuracy
+    by total log-likelihood, and by log-likelihood per character (``acc_norm``), as
+    :func:`zipcal.eval.multiple_choice` defines them; ``average`` is the unweighted
+    mean over tasks."""
+    from ..eval import _continuation
+
+    if not tasks:
+        return {}
+    model.eval()
+    acc: Dict[str, float] = {}
+    acc_norm: Dict[str, float] = {}
+    budget = max(cfg.batch_size * cfg.eval_seq_len, 256)
+    for name, items in tasks.items():
+        lls = mc_loglikelihoods(model, tokenizer, items, max_batch_tokens=budget)
+        hit = hit_norm = 0
+        for it, ll in zip(items, lls):
+            norm = [v / max(len(_continuation(it["context"], c)), 1) for v, c in zip(ll, it["choices"])]
+            hit += int(max(range(len(ll)), key=lambda k: ll[k]) == it["label"])
+            hit_norm += int(max(range(len(norm)), key=lambda k: norm[k]) == it["label"])
+        acc[name] = hit / len(items) if items else float("nan")
+        acc_norm[name] = hit_norm / len(items) if items else float("nan")
+    acc[MC_AVERAGE] = sum(acc.values()) / len(acc)
+    acc_norm[MC_AVERAGE] = sum(acc_norm.values()) / len(acc_norm)
+    return {"acc": acc, "acc_norm": acc_norm}
 
 
 def compress(model: Any, tokenizer: Any, calib: Dict[str, Any], method: str, cfg: QualityConfig) -> Dict[str, Any]:
@@ -253,6 +374,11 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         "processor": platform.processor() or None, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }
+    mc_tasks = load_mc_tasks(cfg)  # fails early, naming the set-up command, when the files are missing
+    data["mc"] = {
+        t: {"examples": len(items), "chance": sum(1.0 / len(it["choices"]) for it in items) / max(len(items), 1)}
+        for t, items in mc_tasks.items()
+    }
     mixed = build_pool(cfg.wikitext_dir, sources=cfg.sources, max_per_source=cfg.max_per_source)
     data["pool"] = {"documents": mixed.counts(), "skipped_sources": mixed.skipped,
                     "heldout_documents": {k: len(v) for k, v in mixed.heldout.items()}}
@@ -261,9 +387,13 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
     texts = evaluation_texts(cfg, tok, mixed.heldout)
     if data.get("dense") is None:
         t0 = time.perf_counter()
-        data["dense"] = {"ppl": evaluate(base, tok, texts, cfg), "eval_seconds": time.perf_counter() - t0}
+        dense: Dict[str, Any] = {"ppl": evaluate(base, tok, texts, cfg)}
+        t1 = time.perf_counter()
+        dense.update(mc_accuracy(base, tok, mc_tasks, cfg))
+        dense.update(eval_seconds=time.perf_counter() - t0, mc_seconds=time.perf_counter() - t1)
+        data["dense"] = dense
         _save(out, data)
-        log.info("dense model: %s", data["dense"]["ppl"])
+        log.info("dense model: %s; accuracy %s", dense["ppl"], dense.get("acc"))
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
     done = sum(1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"])
     log.info("quality grid: %d cells, %d already done", total, done)
@@ -297,10 +427,13 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 crep = compress(model, tok, calib, method, cfg)
                 t1 = time.perf_counter()
                 ppl = evaluate(model, tok, texts, cfg)
+                t2 = time.perf_counter()
+                mc = mc_accuracy(model, tok, mc_tasks, cfg)
                 del model
                 cell = {
                     "strategy": strategy, "method": method, "seed": seed, "ppl": ppl, "compression": crep,
                     "compress_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
+                    "mc_seconds": time.perf_counter() - t2, **mc,
                 }
                 bad = [k for k, v in ppl.items() if not math.isfinite(v)]
                 if bad:
@@ -310,8 +443,8 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 _save(out, data)
                 write_markdown(out / "report.md", data, cfg)
                 done += 1
-                log.info("[%d/%d] %s: %s", done, total, _cell_key(strategy, method, seed),
-                         {k: round(v, 3) for k, v in ppl.items()})
+                log.info("[%d/%d] %s: %s; accuracy %s", done, total, _cell_key(strategy, method, seed),
+                         {k: round(v, 3) for k, v in ppl.items()}, {k: round(v, 3) for k, v in mc.get("acc", {}).items()})
     data["summary"] = summarize(data, cfg)
     _save(out, data)
     write_markdown(out / "report.md", data, cfg)
@@ -341,25 +474,36 @@ def rebuild_report(cfg: QualityConfig) -> Dict[str, Any]:
     return data
 
 
+def _metric_entry(cells: Dict[str, Any], cfg: QualityConfig, strategy: str, method: str, kind: str,
+                  metric: str) -> Dict[str, Any]:
+    """Mean ± std over seeds of ``cell[kind][metric]``, and (for strategies other
+    than random) the paired comparison with random on the same seeds."""
+    def value(strat: str, sd: int) -> Optional[float]:
+        cell = cells.get(_cell_key(strat, method, sd))
+        return None if cell is None else (cell.get(kind) or {}).get(metric)
+
+    vals: Dict[int, float] = {sd: v for sd in cfg.seeds if (v := value(strategy, sd)) is not None}
+    entry: Dict[str, Any] = dict(mean_std(list(vals.values())))
+    if strategy != "random":
+        ref: Dict[int, float] = {sd: v for sd in vals if (v := value("random", sd)) is not None}
+        common = [sd for sd in vals if sd in ref]
+        entry["vs_random"] = paired_test([vals[s] for s in common], [ref[s] for s in common])
+    return entry
+
+
 def summarize(data: Dict[str, Any], cfg: QualityConfig) -> Dict[str, Any]:
     cells = data["cells"]
     metrics = sorted({k for c in cells.values() for k in c["ppl"]}, key=lambda k: (k != "wikitext2-test", k))
+    seen_acc = {k for c in cells.values() for k in (c.get("acc") or {})}
+    acc_metrics = [t for t in list(cfg.mc_tasks) + [MC_AVERAGE] if t in seen_acc]
     table: Dict[str, Any] = {}
+    acc_table: Dict[str, Any] = {}
     for method in cfg.methods:
         for strategy in cfg.strategies:
-            row: Dict[str, Any] = {}
-            for metric in metrics:
-                vals = {sd: cells[_cell_key(strategy, method, sd)]["ppl"].get(metric)
-                        for sd in cfg.seeds if _cell_key(strategy, method, sd) in cells}
-                vals = {k: v for k, v in vals.items() if v is not None}
-                entry: Dict[str, Any] = dict(mean_std(list(vals.values())))
-                if strategy != "random":
-                    ref = {sd: cells[_cell_key("random", method, sd)]["ppl"].get(metric)
-                           for sd in vals if _cell_key("random", method, sd) in cells}
-                    common = [sd for sd in vals if ref.get(sd) is not None]
-                    entry["vs_random"] = paired_test([vals[s] for s in common], [ref[s] for s in common])
-                row[metric] = entry
-            table[f"{strategy}|{method}"] = row
+            table[f"{strategy}|{method}"] = {m: _metric_entry(cells, cfg, strategy, method, "ppl", m) for m in metrics}
+            acc_table[f"{strategy}|{method}"] = {
+                m: _metric_entry(cells, cfg, strategy, method, "acc", m) for m in acc_metrics
+            }
     cost: Dict[str, Any] = {}
     for strategy in cfg.strategies:
         recs = [r for r in data["selections"].values() if r["strategy"] == strategy]
@@ -373,7 +517,8 @@ def summarize(data: Dict[str, Any], cfg: QualityConfig) -> Dict[str, Any]:
     z = cost.get("zipcal", {}).get("select_seconds", {}).get("mean")
     for s, c in cost.items():
         c["time_ratio_vs_zipcal"] = (c["select_seconds"]["mean"] / z) if z else None
-    return {"metrics": metrics, "table": table, "selection_cost": cost}
+    return {"metrics": metrics, "table": table, "acc_metrics": acc_metrics, "acc_table": acc_table,
+            "selection_cost": cost}
 
 
 def _pm(e: Optional[Dict[str, Any]], digits: int = 2) -> str:
@@ -391,7 +536,7 @@ def reductions(cfg: QualityConfig) -> List[str]:
     full = QualityConfig()
     out = []
     for k in ("strategies", "methods", "seeds", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens",
-              "eval_seq_len", "heldout_tokens", "model", "tiny_model"):
+              "eval_seq_len", "heldout_tokens", "mc_tasks", "mc_examples", "model", "tiny_model"):
         a, b = getattr(cfg, k), getattr(full, k)
         if a != b:
             out.append(f"`{k}`: {a} (full grid: {b})")
@@ -407,7 +552,9 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
         f"budget n = {cfg.n} samples × seq_len = {cfg.seq_len} tokens (packing: {cfg.packing}); "
         f"per seed a pool of {cfg.pool_size} documents drawn from the mixed corpus; seeds {cfg.seeds}.",
         f"Evaluation: WikiText-2 test perplexity on the first {cfg.eval_tokens} tokens "
-        f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens.",
+        f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens"
+        + (f"; zero-shot multiple-choice accuracy on BIG-bench tasks ({_mc_description(data)})."
+           if data.get("mc") else "."),
         f"Pool documents: {data['pool']['documents']}; skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
         f"Environment: {data['environment']}.",
         "",
@@ -422,8 +569,11 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     lines += [f"Cells computed: {done} / {total}.", ""]
     dense = data.get("dense") or {}
     if dense:
-        lines += ["Dense (uncompressed) model: " + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items()), ""]
+        lines += ["Dense (uncompressed) model: " + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items())
+                  + ("; accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in dense["acc"].items()) if dense.get("acc") else ""),
+                  ""]
     metrics = s["metrics"]
+    acc_metrics = s.get("acc_metrics") or []
     for method in cfg.methods:
         lines += [f"## {method}", "",
                   "Perplexity mean ± std over seeds (lower is better); Δ = paired difference vs random "
@@ -441,6 +591,8 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
             ] + [_pm(row.get(m)) for m in metrics if m != "wikitext2-test"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if acc_metrics:
+            lines += _accuracy_table(s["acc_table"], method, cfg, acc_metrics, dense.get("acc") or {})
     lines += ["## Selection cost", "",
               "Wall-clock seconds of the selection step on the per-seed pool (model already loaded; pool "
               "tokenization excluded), tokens forwarded through or generated by the model, ratio to ZipCal.", "",
@@ -454,6 +606,52 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     lines.append("")
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
+
+
+def _pct(v: Optional[float]) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _mc_description(data: Dict[str, Any]) -> str:
+    return ", ".join(f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in data["mc"].items())
+
+
+def _accuracy_table(acc_table: Dict[str, Any], method: str, cfg: QualityConfig, acc_metrics: List[str],
+                    dense: Dict[str, float]) -> List[str]:
+    """Markdown rows: accuracy (%) mean ± std over seeds per task and their average;
+    paired difference vs random (same seed) of the average with p-values, and per task."""
+    tasks = [m for m in acc_metrics if m != MC_AVERAGE]
+    lines = ["Zero-shot multiple-choice accuracy (%) on BIG-bench, mean ± std over seeds (higher is better); "
+             "Δ = paired difference vs random (same seed) in points, for the task average with p-values "
+             "(paired t-test, exact sign test), per task in brackets.", ""]
+    head = ["strategy", "average", "Δ vs random", "p (t)", "p (sign)"] + tasks
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pm(e: Optional[Dict[str, Any]]) -> str:
+        if not e or e.get("mean") is None:
+            return "–"
+        return f"{100 * e['mean']:.1f} ± {100 * e['std']:.1f}"
+
+    def delta(e: Optional[Dict[str, Any]]) -> str:
+        vr = (e or {}).get("vs_random") or {}
+        if vr.get("mean_diff") is None:
+            return "–"
+        return f"{100 * vr['mean_diff']:+.1f} ± {100 * vr['std_diff']:.1f}"
+
+    for strategy in cfg.strategies:
+        row = acc_table.get(f"{strategy}|{method}", {})
+        avg = row.get(MC_AVERAGE)
+        vr = (avg or {}).get("vs_random") or {}
+        cells = [strategy, f"{pm(avg)} (n={avg['n'] if avg else 0})", delta(avg), _p(vr.get("p_t")), _p(vr.get("p_sign"))]
+        for t in tasks:
+            d = delta(row.get(t))
+            cells.append(pm(row.get(t)) + ("" if d == "–" else f" ({d.split(' ±')[0]})"))
+        lines.append("| " + " | ".join(cells) + " |")
+    if dense:
+        lines.append("| dense (uncompressed) | " + " | ".join(
+            [_pct(dense.get(MC_AVERAGE)), "", "", ""] + [_pct(dense.get(t)) for t in tasks]) + " |")
+    lines.append("")
+    return lines
 
 
 def plot_quality_vs_time(path: Path, data: Dict[str, Any]) -> None:
@@ -505,6 +703,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tokens", type=int, default=None, help="WikiText-2 test tokens evaluated (default 32768)")
     p.add_argument("--eval-seq-len", type=int, default=None, help="evaluation window (default 512)")
     p.add_argument("--heldout-tokens", type=int, default=None, help="held-out tokens per pool source (default 8192)")
+    p.add_argument("--mc-examples", type=int, default=None,
+                   help="BIG-bench multiple-choice examples per task (default 200, all when fewer; 0: no accuracy)")
+    p.add_argument("--mc-tasks", type=_csv, default=None, help=f"BIG-bench tasks (default: {','.join(MC_TASKS)})")
+    p.add_argument("--bigbench-dir", default=None,
+                   help="folder of the extracted task files (default $ZIPCAL_BIGBENCH_DIR or ~/.cache/zipcal/bigbench)")
     p.add_argument("--packing", choices=["truncate", "random-window", "concat-chunk"], default=None)
     p.add_argument("--self-gen-recipe", choices=["prefix", "bos"], default=None)
     p.add_argument("--model", default=None, help="'smollm2' (default, offline) or a local model folder")
@@ -526,6 +729,7 @@ def config_from_args(args: argparse.Namespace) -> QualityConfig:
         "strategies": args.strategies, "methods": args.methods, "n": args.n, "seq_len": args.seq_len,
         "pool_size": args.pool_size, "max_per_source": args.max_per_source, "eval_tokens": args.eval_tokens,
         "eval_seq_len": args.eval_seq_len, "heldout_tokens": args.heldout_tokens, "packing": args.packing,
+        "mc_examples": args.mc_examples, "mc_tasks": args.mc_tasks, "bigbench_dir": args.bigbench_dir,
         "self_gen_recipe": args.self_gen_recipe, "model": args.model, "wikitext_dir": args.wikitext_dir,
         "batch_size": args.batch_size, "device": args.device, "threads": args.threads, "out": args.out,
         "note": args.note,
