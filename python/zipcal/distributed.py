@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from . import _core, errors
 from .errors import InvalidArgumentError, MissingDependencyError
-from .selection import DEFAULT_MIN_TOKENS, Pool, Selection, _Part, _positive, _threads
+from .selection import DEFAULT_MIN_TOKENS, Pool, Selection, _Part, _positive, _threads, add_batch
 from .selection import select as _select
 from .sources import (
     PARQUET_EXT,
@@ -50,7 +50,6 @@ from .sources import (
     ReadOptions,
     _file_batches,
     _parquet,
-    explain_jsonl_error,
     expand_paths,
     is_file_source,
     pick_column,
@@ -118,8 +117,7 @@ def unit_batches(unit: WorkUnit, opts: ReadOptions, counters: Optional[ReadCount
 
 def _tokenizer_spec(tokenizer: Any) -> Tuple[str, str]:
     """(kind, payload) a worker can rebuild the segmenter from: ("words", ""), or
-    ("json", tokenizer.json text). Validated here, on the driver."""
-    resolve(tokenizer)
+    ("json", tokenizer.json text), for a tokenizer that :func:`resolve` accepted."""
     if tokenizer is None or tokenizer == WORDS:
         return "words", ""
     if isinstance(tokenizer, _core.Segmenter):
@@ -168,14 +166,7 @@ def ingest_unit(unit: WorkUnit, settings: Dict[str, Any], spec: Tuple[str, str])
     rows = 0
     with _threads(settings["threads"]):
         for batch in unit_batches(unit, opts, counters):
-            try:
-                corpus.add_arrow(
-                    batch.array, rows, source=batch.source, source_first_row=batch.first_row,
-                    column=settings["text_column"] or "text", replace=settings["encoding_errors"] == "replace",
-                )
-            except errors.InputError:
-                explain_jsonl_error(batch.source, opts)  # name the JSONL line, not the record
-                raise
+            add_batch(corpus, batch, rows, opts)
             rows += len(batch.array)
         corpus.finish()
     parts = corpus.shard_parts()
@@ -299,8 +290,8 @@ def load_pool(
 
             pick_column(pq.read_schema(p), text_column, p)  # fail fast, on the driver
     units = plan_units(paths, text_column, unit_bytes)
+    segmenter = resolve(tokenizer)  # validated here, on the driver
     spec = _tokenizer_spec(tokenizer)
-    segmenter = resolve(tokenizer)
     settings = dict(
         unit=unit, seq_len=seq_len, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
         max_candidates=max_candidates, text_column=text_column, text_split=text_split,

@@ -297,19 +297,7 @@ def load_pool(
         try:
             evicted = 0
             for batch in read_ahead(iter_batches(source, opts, counters)):
-                try:
-                    rep = corpus.add_arrow(
-                        batch.array,
-                        row,
-                        source=batch.source,
-                        source_first_row=batch.first_row,
-                        column=text_column or "text",
-                        replace=encoding_errors == "replace",
-                    )
-                except InputError:
-                    # Rows of a JSONL file are records, not lines: name the line instead.
-                    explain_jsonl_error(batch.source, opts)
-                    raise
+                rep = add_batch(corpus, batch, row, opts)
                 parts.append(
                     _Part(row, batch.source, batch.first_row, batch.array if keep_texts else None, len(batch.array))
                 )
@@ -358,6 +346,24 @@ def load_pool(
         pool._reload = lambda cap: load_pool(**again, max_candidates=cap)
     log.info("read %s", pool)
     return pool
+
+
+def add_batch(corpus: "_core.Corpus", batch: Any, row: int, opts: ReadOptions) -> Dict[str, int]:
+    """Ingest one :class:`~zipcal.sources.Batch` whose first text is global row ``row``;
+    returns the batch's counters. Errors name the source, row and column."""
+    try:
+        return corpus.add_arrow(
+            batch.array,
+            row,
+            source=batch.source,
+            source_first_row=batch.first_row,
+            column=opts.text_column or "text",
+            replace=opts.encoding_errors == "replace",
+        )
+    except InputError:
+        # Rows of a JSONL file are records, not lines: name the line instead.
+        explain_jsonl_error(batch.source, opts)
+        raise
 
 
 def _rereadable(source: Any) -> bool:
