@@ -73,7 +73,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 log = logging.getLogger("zipcal.bench.bigbench")
 
@@ -189,13 +189,14 @@ def convert_task(task: Dict[str, Any], name: str, append_choices: Optional[bool]
     return items
 
 
-def _write_jsonl(path: Path, items: Iterable[Dict[str, Any]]) -> None:
+def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file, then rename it
+    (stdlib only: this module runs before the package is built)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for it in items:
-                fh.write(json.dumps(it, ensure_ascii=False) + "\n")
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -203,21 +204,14 @@ def _write_jsonl(path: Path, items: Iterable[Dict[str, Any]]) -> None:
         except OSError:
             pass
         raise
+
+
+def _write_jsonl(path: Path, items: Iterable[Dict[str, Any]]) -> None:
+    _write_atomic(path, lambda fh: fh.writelines(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    _write_atomic(path, lambda fh: json.dump(obj, fh, indent=1, sort_keys=True))
 
 
 # --------------------------------------------------------------------------

@@ -622,6 +622,16 @@ impl Corpus {
         }
     }
 
+    /// Compact when twice over the cap (amortised linear cost); the exact cap is
+    /// applied by [`Corpus::finish`].
+    fn compact_when_over_cap(&mut self) {
+        if let Some(m) = self.config.max_candidates {
+            if self.candidates.len() > m.saturating_mul(2).max(m + 1024) {
+                self.compact(m);
+            }
+        }
+    }
+
     /// Keep the `m` candidates with the largest type sets (ties: earlier first).
     fn compact(&mut self, m: usize) {
         let c = &self.candidates;
@@ -828,12 +838,7 @@ impl Corpus {
             self.merge(a, b, &mut batch);
         }
         add_report(&mut self.report, &batch);
-        if let Some(m) = self.config.max_candidates {
-            // Compact when twice over the cap: amortised linear cost.
-            if self.candidates.len() > m.saturating_mul(2).max(m + 1024) {
-                self.compact(m);
-            }
-        }
+        self.compact_when_over_cap();
         Ok(batch)
     }
 
@@ -943,14 +948,13 @@ impl Corpus {
     /// which candidates a cap keeps (top sets, earlier rows first) and the evicted bound.
     pub fn absorb(
         &mut self,
-        shard: Candidates,
+        mut shard: Candidates,
         counts: &[u64],
         names: Option<&[&str]>,
         row_offset: u64,
         report: &IngestReport,
         evicted_bound: Option<u64>,
     ) -> Result<()> {
-        let mut shard = shard;
         if let Some(&first) = shard.rows.first() {
             if let Some(&last) = self.candidates.rows.last() {
                 if first + row_offset < last {
@@ -1026,11 +1030,7 @@ impl Corpus {
         add_report(&mut self.report, report);
         self.report.invalid_utf8_rows += report.invalid_utf8_rows;
         self.evicted_bound = self.evicted_bound.max(evicted_bound);
-        if let Some(m) = self.config.max_candidates {
-            if self.candidates.len() > m.saturating_mul(2).max(m + 1024) {
-                self.compact(m);
-            }
-        }
+        self.compact_when_over_cap();
         Ok(())
     }
 
