@@ -1,122 +1,380 @@
-//! Compact keys and values for the chunk cache. Most chunks are a few bytes and map to
-//! one to three types: storing both inline in the hash table saves the two pointer
-//! chases (key bytes, value slice) that dominate a lookup in a large table.
+//! The chunk cache: distinct chunks of text and their type ids.
+//!
+//! Ingestion looks up every chunk of every document here, so a lookup must cost
+//! about one cache-line read. The table is open-addressed with linear probing and
+//! 32-byte slots that hold short keys (up to 14 bytes) and short values (up to 3
+//! type ids) inline; longer ones live in per-shard arenas. The slot of a chunk is
+//! known from its hash alone, so callers can hash a few chunks ahead and prefetch
+//! their slots ([`ChunkCache::prefetch`]) to overlap the memory latency of a large
+//! table. The table is split into shards by hash, so a batch of new chunks is
+//! inserted in parallel, one shard per task, with the same result whatever the
+//! thread count.
 
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-const INLINE_KEY: usize = 22;
-const INLINE_VAL: usize = 3;
+use rayon::prelude::*;
 
-/// A chunk of text: inline when short, boxed otherwise.
-#[derive(Clone, Debug)]
-pub enum ChunkKey {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<str>),
+/// Shards (a power of two; the top bits of a hash pick one).
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+const INLINE_KEY: usize = 14;
+const INLINE_IDS: usize = 3;
+/// `klen` / `vlen` value of a key / value stored in an arena.
+const IN_ARENA: u8 = u8::MAX;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    /// 0: empty; otherwise bits of the hash (never 0).
+    tag: u32,
+    klen: u8,
+    vlen: u8,
+    /// Inline key bytes (zero-padded), or (offset, len) into the key arena.
+    key: [u8; INLINE_KEY],
+    /// Inline ids, or (offset, len) into the id arena.
+    ids: [u32; INLINE_IDS],
 }
 
-impl ChunkKey {
-    pub fn new(s: &str) -> Self {
-        if s.len() <= INLINE_KEY {
-            let mut bytes = [0u8; INLINE_KEY];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            ChunkKey::Inline {
-                len: s.len() as u8,
-                bytes,
-            }
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Slot>,
+    len: usize,
+    capacity: usize,
+    keys: Vec<u8>,
+    ids: Vec<u32>,
+}
+
+#[inline]
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 24) as u32 | 1
+}
+
+#[inline]
+fn pair(bytes: &[u8]) -> (usize, usize) {
+    let off = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    (off as usize, len as usize)
+}
+
+impl Shard {
+    #[inline]
+    fn key<'s>(&'s self, s: &'s Slot) -> &'s [u8] {
+        if s.klen == IN_ARENA {
+            let (off, len) = pair(&s.key);
+            &self.keys[off..off + len]
         } else {
-            ChunkKey::Heap(s.into())
+            &s.key[..s.klen as usize]
+        }
+    }
+
+    /// Whether slot `s` holds `key`. Inline keys are compared byte by byte in
+    /// place: they are short, and a call to `memcmp` would cost more.
+    #[inline]
+    fn key_is(&self, s: &Slot, key: &[u8]) -> bool {
+        if s.klen == IN_ARENA {
+            self.key(s) == key
+        } else {
+            s.klen as usize == key.len() && s.key.iter().zip(key).all(|(a, b)| a == b)
         }
     }
 
     #[inline]
-    pub fn as_str(&self) -> &str {
-        match self {
-            ChunkKey::Inline { len, bytes } => {
-                // SAFETY: the bytes were copied from a `&str` of exactly `len` bytes in `new`,
-                // so they are valid UTF-8.
-                unsafe { std::str::from_utf8_unchecked(&bytes[..*len as usize]) }
-            }
-            ChunkKey::Heap(s) => s,
+    fn value<'s>(&'s self, s: &'s Slot) -> &'s [u32] {
+        if s.vlen == IN_ARENA {
+            let (off, len) = (s.ids[0] as usize, s.ids[1] as usize);
+            &self.ids[off..off + len]
+        } else {
+            &s.ids[..s.vlen as usize]
         }
+    }
+
+    #[inline]
+    fn get(&self, key: &[u8], hash: u64) -> Option<&[u32]> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let tag = tag_of(hash);
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.tag == 0 {
+                return None;
+            }
+            if s.tag == tag && self.key_is(s, key) {
+                return Some(self.value(s));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Place a filled slot whose hash is `hash` (the key is known to be absent).
+    fn place(&mut self, slot: Slot, hash: u64) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i].tag != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    fn grow(&mut self, hasher: &ahash::RandomState) {
+        let size = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        for s in old.into_iter().filter(|s| s.tag != 0) {
+            let h = hasher.hash_one(self.key(&s));
+            self.place(s, h);
+        }
+    }
+
+    /// Insert `key` (absent) unless the shard is full; returns whether it was inserted.
+    fn insert(&mut self, key: &[u8], hash: u64, ids: &[u32], hasher: &ahash::RandomState) -> bool {
+        if self.len >= self.capacity {
+            return false;
+        }
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow(hasher);
+        }
+        let mut slot = Slot {
+            tag: tag_of(hash),
+            ..Slot::default()
+        };
+        if key.len() <= INLINE_KEY {
+            slot.klen = key.len() as u8;
+            slot.key[..key.len()].copy_from_slice(key);
+        } else {
+            slot.klen = IN_ARENA;
+            slot.key[0..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            slot.key[4..8].copy_from_slice(&(key.len() as u32).to_le_bytes());
+            self.keys.extend_from_slice(key);
+        }
+        if ids.len() <= INLINE_IDS {
+            slot.vlen = ids.len() as u8;
+            slot.ids[..ids.len()].copy_from_slice(ids);
+        } else {
+            slot.vlen = IN_ARENA;
+            slot.ids[0] = self.ids.len() as u32;
+            slot.ids[1] = ids.len() as u32;
+            self.ids.extend_from_slice(ids);
+        }
+        self.place(slot, hash);
+        self.len += 1;
+        true
     }
 }
 
-impl Hash for ChunkKey {
+/// A chunk together with its [`ChunkCache::hash`], usable as a hash-map key without
+/// hashing its text again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hashed<'a> {
+    pub text: &'a str,
+    pub hash: u64,
+}
+
+impl Hash for Hashed<'_> {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly like `str` so that lookups by `&str` find the key.
-        self.as_str().hash(state)
+        state.write_u64(self.hash)
     }
 }
 
-impl PartialEq for ChunkKey {
+/// Hasher for [`Hashed`] keys: passes their precomputed hash through.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
     #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
-}
 
-impl Eq for ChunkKey {}
-
-impl Borrow<str> for ChunkKey {
-    #[inline]
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// The type ids of a chunk: inline when there are at most three.
-#[derive(Clone, Debug)]
-pub enum TypeSeq {
-    Inline { len: u8, ids: [u32; INLINE_VAL] },
-    Heap(Box<[u32]>),
-}
-
-impl TypeSeq {
-    pub fn new(ids: &[u32]) -> Self {
-        if ids.len() <= INLINE_VAL {
-            let mut inline = [0u32; INLINE_VAL];
-            inline[..ids.len()].copy_from_slice(ids);
-            TypeSeq::Inline {
-                len: ids.len() as u8,
-                ids: inline,
-            }
-        } else {
-            TypeSeq::Heap(ids.into())
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Hashed`; a plain FNV-1a keeps the type a correct `Hasher`.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
 
     #[inline]
-    pub fn as_slice(&self) -> &[u32] {
-        match self {
-            TypeSeq::Inline { len, ids } => &ids[..*len as usize],
-            TypeSeq::Heap(v) => v,
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by [`Hashed`] chunks.
+pub type HashedMap<'a, V> = HashMap<Hashed<'a>, V, BuildHasherDefault<PassThrough>>;
+
+/// Chunk -> type ids, bounded to a number of entries.
+pub struct ChunkCache {
+    shards: Vec<Shard>,
+    hasher: ahash::RandomState,
+}
+
+/// A chunk to insert: its text, its hash, its type ids.
+pub type NewChunk<'a> = (&'a str, u64, &'a [u32]);
+
+impl ChunkCache {
+    /// An empty cache holding at most `capacity` chunks.
+    pub fn new(capacity: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|i| Shard {
+                capacity: capacity / SHARDS + usize::from(i < capacity % SHARDS),
+                ..Shard::default()
+            })
+            .collect();
+        ChunkCache {
+            shards,
+            // Fixed seeds: the table layout (not only its content) is reproducible.
+            hasher: ahash::RandomState::with_seeds(
+                0x243f_6a88_85a3_08d3,
+                0x1319_8a2e_0370_7344,
+                0xa409_3822_299f_31d0,
+                0x082e_fa98_ec4e_6c89,
+            ),
         }
+    }
+
+    /// Hash of a chunk, for [`ChunkCache::prefetch`] and [`ChunkCache::get_hashed`].
+    #[inline]
+    pub fn hash(&self, chunk: &str) -> u64 {
+        self.hasher.hash_one(chunk.as_bytes())
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash >> (64 - SHARD_BITS)) as usize]
+    }
+
+    /// Hint that the chunk with this hash will be looked up soon.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let shard = self.shard(hash);
+        if shard.slots.is_empty() {
+            return;
+        }
+        let slot = &shard.slots[hash as usize & (shard.slots.len() - 1)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; it never faults, and the address is that of a live slot.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(slot as *const Slot as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
+    /// Type ids of `chunk`, whose hash is `hash`.
+    #[inline]
+    pub fn get_hashed(&self, chunk: &str, hash: u64) -> Option<&[u32]> {
+        self.shard(hash).get(chunk.as_bytes(), hash)
+    }
+
+    /// Type ids of `chunk`.
+    pub fn get(&self, chunk: &str) -> Option<&[u32]> {
+        self.get_hashed(chunk, self.hash(chunk))
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Insert distinct chunks absent from the cache, in parallel across shards, each
+    /// shard taking its chunks in the given order until it is full. Returns the
+    /// positions (in `new`) of the chunks that did not fit.
+    pub fn insert_all(&mut self, new: &[NewChunk<'_>]) -> Vec<usize> {
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+        for (i, &(_, h, _)) in new.iter().enumerate() {
+            by_shard[(h >> (64 - SHARD_BITS)) as usize].push(i);
+        }
+        let hasher = &self.hasher;
+        let mut rejected: Vec<usize> = crate::threads::install(|| {
+            self.shards
+                .par_iter_mut()
+                .zip(by_shard)
+                .flat_map_iter(|(shard, items)| {
+                    items
+                        .into_iter()
+                        .filter(|&i| {
+                            let (chunk, h, ids) = new[i];
+                            !shard.insert(chunk.as_bytes(), h, ids, hasher)
+                        })
+                        .collect::<Vec<usize>>()
+                })
+                .collect()
+        });
+        rejected.sort_unstable();
+        rejected
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ahash::AHashMap;
+    use std::collections::HashMap;
+
+    fn insert_one(c: &mut ChunkCache, k: &str, v: &[u32]) -> bool {
+        let h = c.hash(k);
+        c.insert_all(&[(k, h, v)]).is_empty()
+    }
 
     #[test]
-    fn keys_and_values_round_trip_and_are_found_by_str() {
-        let mut m: AHashMap<ChunkKey, TypeSeq> = AHashMap::new();
+    fn keys_and_values_round_trip_inline_and_in_arenas() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+        let mut c = ChunkCache::new(1000);
         let long = "x".repeat(40);
-        for (k, v) in [
-            ("", &[][..]),
-            (" the", &[7][..]),
-            ("é東", &[1, 2, 3][..]),
-            (long.as_str(), &[1, 2, 3, 4][..]),
-        ] {
-            m.insert(ChunkKey::new(k), TypeSeq::new(v));
-            assert_eq!(ChunkKey::new(k).as_str(), k);
-            assert_eq!(m.get(k).map(TypeSeq::as_slice), Some(v));
+        let cases: Vec<(&str, Vec<u32>)> = vec![
+            (" the", vec![7]),
+            ("é東", vec![1, 2, 3]),
+            ("fourteen bytes", vec![]),
+            ("fifteen  bytes!", vec![1, 2, 3, 4]),
+            (long.as_str(), vec![9; 20]),
+        ];
+        for (k, v) in &cases {
+            assert!(insert_one(&mut c, k, v));
         }
-        assert!(m.get(" th").is_none());
-        assert_eq!(std::mem::size_of::<ChunkKey>(), 24);
-        assert_eq!(std::mem::size_of::<TypeSeq>(), 24);
+        for (k, v) in &cases {
+            assert_eq!(c.get(k), Some(&v[..]), "{k:?}");
+        }
+        assert_eq!(c.get(" th"), None);
+        assert_eq!(c.get("fifteen  bytes?"), None);
+        assert_eq!(c.len(), cases.len());
+    }
+
+    #[test]
+    fn agrees_with_a_hash_map_through_growth_and_capacity() {
+        for capacity in [0usize, 5, 63, 64, 65, 700, 100_000] {
+            let mut c = ChunkCache::new(capacity);
+            let mut model: HashMap<String, Vec<u32>> = HashMap::new();
+            let keys: Vec<String> = (0..3000u32)
+                .map(|i| format!(" w{}{}", i, "y".repeat((i % 23) as usize)))
+                .collect();
+            for batch in keys.chunks(700) {
+                let vals: Vec<Vec<u32>> = batch
+                    .iter()
+                    .map(|k| (0..(k.len() % 6) as u32).collect())
+                    .collect();
+                let new: Vec<NewChunk> = batch
+                    .iter()
+                    .zip(&vals)
+                    .map(|(k, v)| (k.as_str(), c.hash(k), &v[..]))
+                    .collect();
+                let rejected = c.insert_all(&new);
+                for (i, (k, v)) in batch.iter().zip(&vals).enumerate() {
+                    if rejected.binary_search(&i).is_err() {
+                        model.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            assert_eq!(c.len(), model.len().min(capacity));
+            assert_eq!(model.len(), capacity.min(keys.len()));
+            for k in &keys {
+                assert_eq!(c.get(k), model.get(k).map(|v| &v[..]), "{k:?}");
+            }
+        }
     }
 }

@@ -9,16 +9,16 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 use arrow_array::{
     Array, GenericStringArray, LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray,
 };
 use arrow_schema::DataType;
 use rayon::prelude::*;
 
-use crate::cache::{ChunkKey, TypeSeq};
+use crate::cache::{ChunkCache, Hashed, HashedMap, NewChunk};
 use crate::error::{Error, Result};
-use crate::segment::{Segmenter, NO_TYPE};
+use crate::segment::{joinable, Segmenter, NO_TYPE};
 use crate::text::{lowercase_into, words, Chunks};
 
 /// What a candidate is.
@@ -255,7 +255,7 @@ pub struct Corpus {
     segmenter: Arc<Segmenter>,
     config: CorpusConfig,
     words: Interner,
-    cache: AHashMap<ChunkKey, TypeSeq>,
+    cache: ChunkCache,
     counts: Vec<u64>,
     candidates: Candidates,
     report: IngestReport,
@@ -274,9 +274,27 @@ struct TaskOut {
     /// chunk the pair `[MISSING, index into misses]`. `partial_ends[i]` ends document i.
     partial: Vec<u32>,
     partial_ends: Vec<usize>,
-    /// Distinct chunks missing from the cache (document, byte range), in order of first appearance.
-    misses: Vec<(usize, usize, usize)>,
+    /// Distinct chunks missing from the cache, in order of first appearance.
+    misses: Vec<Miss>,
 }
+
+/// A chunk missing from the cache: bytes `start..end` of document `doc` of the batch.
+#[derive(Clone, Copy)]
+struct Miss {
+    doc: usize,
+    start: usize,
+    end: usize,
+    hash: u64,
+}
+
+/// Chunks encoded together in one tokenizer call.
+const JOIN_CHUNKS: usize = 64;
+
+/// Marks a word not yet interned while a chunk is resolved.
+const NEW_WORD: u32 = u32::MAX;
+
+/// Chunks whose cache slots are prefetched before they are looked up.
+const LOOKAHEAD: usize = 16;
 
 /// Marks a missing chunk in a partial sequence (type ids stay below 2^31).
 const MISSING: u32 = u32::MAX - 1;
@@ -284,7 +302,7 @@ const MISSING: u32 = u32::MAX - 1;
 /// Read-only view shared by the tasks of a batch.
 struct View<'a> {
     segmenter: &'a Segmenter,
-    cache: &'a AHashMap<ChunkKey, TypeSeq>,
+    cache: &'a ChunkCache,
     /// Chunks resolved for this batch only (cache full, or too long to cache).
     extra: &'a AHashMap<&'a str, Box<[u32]>>,
     config: &'a CorpusConfig,
@@ -295,7 +313,7 @@ struct View<'a> {
 struct Task<'v, 'a> {
     view: &'v View<'a>,
     out: TaskOut,
-    seen_misses: AHashMap<&'a str, u32>,
+    seen_misses: HashedMap<'a, u32>,
     seq: Vec<u32>,
     scratch: Vec<u32>,
 }
@@ -313,19 +331,21 @@ impl<'v, 'a> Task<'v, 'a> {
                 partial_ends: Vec::new(),
                 misses: Vec::new(),
             },
-            seen_misses: AHashMap::new(),
+            seen_misses: HashedMap::default(),
             seq: Vec::new(),
             scratch: Vec::new(),
         }
     }
 
     #[inline]
-    fn lookup(&self, chunk: &str) -> Option<&'v [u32]> {
+    fn lookup(&self, chunk: &str, hash: u64) -> Option<&'v [u32]> {
         self.view
             .cache
-            .get(chunk)
-            .map(TypeSeq::as_slice)
-            .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
+            .get_hashed(chunk, hash)
+            .or_else(|| match self.view.extra.is_empty() {
+                true => None,
+                false => self.view.extra.get(chunk).map(|v| &**v),
+            })
     }
 
     /// Process document `k` of the batch (text `text`, row `row`), resolving every
@@ -338,19 +358,45 @@ impl<'v, 'a> Task<'v, 'a> {
         let mut missing = false;
         if self.view.chunked {
             let base = text.as_ptr() as usize;
-            for chunk in Chunks::new(text) {
-                match self.lookup(chunk) {
-                    Some(v) => seq.extend_from_slice(v),
-                    None => {
-                        missing = true;
-                        let next = self.out.misses.len() as u32;
-                        let idx = *self.seen_misses.entry(chunk).or_insert_with(|| {
-                            let start = chunk.as_ptr() as usize - base;
-                            self.out.misses.push((k, start, start + chunk.len()));
-                            next
-                        });
-                        seq.extend_from_slice(&[MISSING, idx]);
+            let cache = self.view.cache;
+            // Chunks are hashed and their cache slots prefetched a block ahead of
+            // their lookups, so that the memory reads of a block overlap.
+            let mut block: [(&'a str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
+            let mut chunks = Chunks::new(text);
+            loop {
+                let mut n = 0;
+                for chunk in chunks.by_ref().take(LOOKAHEAD) {
+                    let h = cache.hash(chunk);
+                    cache.prefetch(h);
+                    block[n] = (chunk, h);
+                    n += 1;
+                }
+                for &(chunk, h) in &block[..n] {
+                    match self.lookup(chunk, h) {
+                        Some(v) => seq.extend_from_slice(v),
+                        None => {
+                            missing = true;
+                            let next = self.out.misses.len() as u32;
+                            let key = Hashed {
+                                text: chunk,
+                                hash: h,
+                            };
+                            let idx = *self.seen_misses.entry(key).or_insert_with(|| {
+                                let start = chunk.as_ptr() as usize - base;
+                                self.out.misses.push(Miss {
+                                    doc: k,
+                                    start,
+                                    end: start + chunk.len(),
+                                    hash: h,
+                                });
+                                next
+                            });
+                            seq.extend_from_slice(&[MISSING, idx]);
+                        }
                     }
+                }
+                if n < LOOKAHEAD {
+                    break;
                 }
             }
         } else if let Segmenter::Tokenizer(t) = self.view.segmenter {
@@ -371,7 +417,7 @@ impl<'v, 'a> Task<'v, 'a> {
     fn finish_doc(
         &mut self,
         partial: &[u32],
-        misses: &[(usize, usize, usize)],
+        misses: &[Miss],
         texts: &[Option<&str>],
         row: u64,
     ) -> Result<()> {
@@ -380,9 +426,10 @@ impl<'v, 'a> Task<'v, 'a> {
         let mut i = 0;
         while i < partial.len() {
             if partial[i] == MISSING {
-                let (k, a, b) = misses[partial[i + 1] as usize];
-                let chunk = &texts[k].expect("a missing chunk comes from a text")[a..b];
-                let v = self.lookup(chunk).ok_or_else(|| {
+                let m = misses[partial[i + 1] as usize];
+                let chunk =
+                    &texts[m.doc].expect("a missing chunk comes from a text")[m.start..m.end];
+                let v = self.lookup(chunk, m.hash).ok_or_else(|| {
                     Error::InvalidInput(format!("internal: chunk {chunk:?} was not resolved"))
                 })?;
                 seq.extend_from_slice(v);
@@ -585,9 +632,9 @@ impl Corpus {
         };
         Ok(Corpus {
             segmenter,
+            cache: ChunkCache::new(config.cache_capacity),
             config,
             words: Interner::default(),
-            cache: AHashMap::new(),
             counts,
             candidates: Candidates::new(),
             report: IngestReport::default(),
@@ -776,27 +823,34 @@ impl Corpus {
         let first: Vec<TaskOut> = first.into_iter().collect::<Result<_>>()?;
 
         // (2) tokenize each distinct missing chunk once
-        let mut seen: AHashSet<&str> = AHashSet::new();
-        let mut unique: Vec<&str> = Vec::new();
+        let mut seen: HashedMap<()> = HashedMap::default();
+        let mut unique: Vec<Hashed> = Vec::new();
         for out in &first {
-            for &(k, a, b) in &out.misses {
-                let chunk = &texts[k].expect("a deferred document has text")[a..b];
-                if seen.insert(chunk) {
-                    unique.push(chunk);
+            for m in &out.misses {
+                let text = &texts[m.doc].expect("a deferred document has text")[m.start..m.end];
+                let key = Hashed { text, hash: m.hash };
+                if seen.insert(key, ()).is_none() {
+                    unique.push(key);
                 }
             }
         }
         drop(seen);
         let mut extra: AHashMap<&str, Box<[u32]>> = AHashMap::new();
         if !unique.is_empty() {
-            let seqs = self.resolve_chunks(&unique)?;
-            for (chunk, seq) in unique.into_iter().zip(seqs) {
-                if chunk.len() <= MAX_CACHED_CHUNK && self.cache.len() < self.config.cache_capacity
-                {
-                    self.cache.insert(ChunkKey::new(chunk), TypeSeq::new(&seq));
-                } else {
-                    extra.insert(chunk, seq);
-                }
+            let chunks: Vec<&str> = unique.iter().map(|u| u.text).collect();
+            let seqs = self.resolve_chunks(&chunks)?;
+            // Short chunks go to the cache while it has room; the others are kept
+            // for this batch only.
+            let (short, long): (Vec<usize>, Vec<usize>) =
+                (0..unique.len()).partition(|&i| chunks[i].len() <= MAX_CACHED_CHUNK);
+            let new: Vec<NewChunk> = short
+                .iter()
+                .map(|&i| (chunks[i], unique[i].hash, &*seqs[i]))
+                .collect();
+            let rejected = self.cache.insert_all(&new);
+            drop(new);
+            for i in rejected.into_iter().map(|r| short[r]).chain(long) {
+                extra.insert(chunks[i], seqs[i].clone());
             }
         }
 
@@ -846,37 +900,78 @@ impl Corpus {
     /// in words mode new words are interned in order of appearance.
     fn resolve_chunks(&mut self, chunks: &[&str]) -> Result<Vec<Box<[u32]>>> {
         match &*self.segmenter {
-            Segmenter::Tokenizer(t) => crate::threads::install(|| {
-                chunks
-                    .par_iter()
-                    .map(|c| {
-                        let mut v = Vec::new();
-                        t.push_types_plain(c, &mut v)?;
-                        Ok(v.into_boxed_slice())
-                    })
-                    .collect()
-            }),
+            Segmenter::Tokenizer(t) => {
+                // Most chunks are " word"-like and are encoded in groups, joined into
+                // one text; the others one by one.
+                let one = |c: &str| -> Result<Box<[u32]>> {
+                    let mut v = Vec::new();
+                    t.push_types_plain(c, &mut v)?;
+                    Ok(v.into_boxed_slice())
+                };
+                let (joined, single): (Vec<usize>, Vec<usize>) =
+                    (0..chunks.len()).partition(|&i| joinable(chunks[i]));
+                let groups: Vec<Vec<Box<[u32]>>> = crate::threads::install(|| {
+                    joined
+                        .par_chunks(JOIN_CHUNKS)
+                        .map(|group| {
+                            let texts: Vec<&str> = group.iter().map(|&i| chunks[i]).collect();
+                            match t.types_of_joined(&texts)? {
+                                Some(v) => Ok(v),
+                                None => texts.iter().map(|c| one(c)).collect(),
+                            }
+                        })
+                        .collect::<Result<_>>()
+                })?;
+                let singles: Vec<Box<[u32]>> = crate::threads::install(|| {
+                    single
+                        .par_iter()
+                        .map(|&i| one(chunks[i]))
+                        .collect::<Result<_>>()
+                })?;
+                let mut out: Vec<Box<[u32]>> = vec![Box::default(); chunks.len()];
+                for (i, v) in joined.into_iter().zip(groups.into_iter().flatten()) {
+                    out[i] = v;
+                }
+                for (i, v) in single.into_iter().zip(singles) {
+                    out[i] = v;
+                }
+                Ok(out)
+            }
             Segmenter::Words => {
-                let lowered: Vec<Vec<String>> = crate::threads::install(|| {
+                // In parallel: segment, lowercase and look up the words already known;
+                // a word not yet known is kept as text, with a marker in its place.
+                // Then, in order: intern the new words (ids by first appearance).
+                let known = &self.words.ids;
+                let resolved: Vec<(Vec<u32>, Vec<String>)> = crate::threads::install(|| {
                     chunks
                         .par_iter()
                         .map(|c| {
                             let mut buf = String::new();
-                            words(c)
-                                .map(|w| {
-                                    lowercase_into(w, &mut buf);
-                                    buf.clone()
-                                })
-                                .collect()
+                            let mut ids = Vec::new();
+                            let mut new = Vec::new();
+                            for w in words(c) {
+                                lowercase_into(w, &mut buf);
+                                match known.get(buf.as_str()) {
+                                    Some(&id) => ids.push(id),
+                                    None => {
+                                        ids.push(NEW_WORD);
+                                        new.push(buf.clone());
+                                    }
+                                }
+                            }
+                            (ids, new)
                         })
                         .collect()
                 });
-                lowered
+                resolved
                     .into_iter()
-                    .map(|ws| {
-                        ws.iter()
-                            .map(|w| self.words.intern(w))
-                            .collect::<Result<Box<[u32]>>>()
+                    .map(|(mut ids, new)| {
+                        let mut new = new.iter();
+                        for id in ids.iter_mut().filter(|id| **id == NEW_WORD) {
+                            let w = new.next().expect("one new word per marker");
+                            *id = self.words.intern(w)?;
+                        }
+                        Ok(ids.into_boxed_slice())
                     })
                     .collect()
             }
@@ -915,7 +1010,7 @@ impl Corpus {
                 }
                 for chunk in Chunks::new(text) {
                     match self.cache.get(chunk) {
-                        Some(v) => seq.extend_from_slice(v.as_slice()),
+                        Some(v) => seq.extend_from_slice(v),
                         None => t.push_types_plain(chunk, &mut seq)?,
                     }
                 }

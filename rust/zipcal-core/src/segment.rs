@@ -4,10 +4,12 @@
 
 use ahash::AHashMap;
 use serde_json::Value;
-use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
+use tokenizers::{
+    Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, Tokenizer,
+};
 
 use crate::error::{Error, Result};
-use crate::text::{normalize_type, Chunks};
+use crate::text::{is_space, normalize_type, Chunks};
 
 /// Type id of a token that has no type (special tokens, whitespace-only tokens).
 /// It still counts as a token for lengths and windows.
@@ -121,6 +123,17 @@ impl TokenizerTypes {
     /// Runs the tokenizer's own pipeline (added tokens, normaliser, pre-tokenizer,
     /// model) without building an `Encoding`: the same tokens as `encode(text, false)`.
     pub fn push_types_plain(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let pieces = self.tokenized(text)?;
+        for (_, _, tokens) in pieces.get_splits(OffsetReferential::Original, OffsetType::None) {
+            if let Some(tokens) = tokens {
+                out.extend(tokens.iter().map(|t| self.type_of(t.id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// `text` through added tokens, normaliser, pre-tokenizer and model.
+    fn tokenized(&self, text: &str) -> Result<PreTokenizedString> {
         let tok = &self.tokenizer;
         let fail = |e: tokenizers::Error| {
             Error::InvalidInput(format!("tokenizer {} failed: {e}", self.name))
@@ -134,12 +147,35 @@ impl TokenizerTypes {
         pieces
             .tokenize(|normalized| tok.get_model().tokenize(normalized.get()))
             .map_err(fail)?;
-        for (_, _, tokens) in pieces.get_splits(OffsetReferential::Original, OffsetType::None) {
-            if let Some(tokens) = tokens {
-                out.extend(tokens.iter().map(|t| self.type_of(t.id)));
-            }
+        Ok(pieces)
+    }
+
+    /// Type ids of each of `chunks`, computed by encoding them joined into one text,
+    /// which costs much less than one tokenizer call each. Only for a chunkable
+    /// tokenizer and chunks that [`joinable`] accepts: their joints are then chunk
+    /// boundaries, which no token crosses. `None` if a piece of the joined encoding
+    /// crossed a joint anyway (the caller then encodes the chunks one by one).
+    pub fn types_of_joined(&self, chunks: &[&str]) -> Result<Option<Vec<Box<[u32]>>>> {
+        debug_assert!(self.chunkable && chunks.iter().all(|c| joinable(c)));
+        let mut joined = String::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        let mut ends = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            joined.push_str(c);
+            ends.push(joined.len());
         }
-        Ok(())
+        let pieces = self.tokenized(&joined)?;
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); chunks.len()];
+        for (_, (a, b), tokens) in pieces.get_splits(OffsetReferential::Original, OffsetType::Byte)
+        {
+            let Some(tokens) = tokens else { continue };
+            // The chunk holding byte `a`; the piece must end inside it too.
+            let i = ends.partition_point(|&e| e <= a);
+            if i >= chunks.len() || b > ends[i] {
+                return Ok(None);
+            }
+            out[i].extend(tokens.iter().map(|t| self.type_of(t.id)));
+        }
+        Ok(Some(out.into_iter().map(Vec::into_boxed_slice).collect()))
     }
 
     #[inline]
@@ -166,6 +202,16 @@ impl TokenizerTypes {
         }
         whole == parts
     }
+}
+
+/// Whether a chunk can be encoded joined to others ([`TokenizerTypes::types_of_joined`]):
+/// it starts with an ASCII space followed by a non-space and ends with a non-space,
+/// so that every joint between two such chunks is a chunk boundary.
+pub fn joinable(chunk: &str) -> bool {
+    let mut cs = chunk.chars();
+    cs.next() == Some(' ')
+        && cs.next().is_some_and(|c| !is_space(c))
+        && chunk.chars().next_back().is_some_and(|c| !is_space(c))
 }
 
 /// Build the `token id -> type id` table: decode each token alone (falling back to

@@ -40,11 +40,15 @@ proptest! {
     }
 
     #[test]
-    fn ingestion_is_independent_of_batching(docs in prop::collection::vec(prop::option::of("[a-e ]{0,30}"), 1..30), split in 0usize..30) {
+    fn ingestion_is_independent_of_batching_and_cache_size(
+        docs in prop::collection::vec(prop::option::of("[a-e ]{0,30}|([a-c]{1,3}|[a-c]{12,20}|[a-c]{250,260})( [a-c]{1,18}){0,6}"), 1..30),
+        split in 0usize..30,
+        cache_capacity in 0usize..8,
+    ) {
         let texts: Vec<Option<&str>> = docs.iter().map(|d| d.as_deref()).collect();
         let split = split.min(texts.len());
-        let run = |batches: &[&[Option<&str>]], task_bytes: usize| {
-            let cfg = CorpusConfig { task_bytes, ..CorpusConfig::default() };
+        let run = |batches: &[&[Option<&str>]], task_bytes: usize, cache_capacity: usize| {
+            let cfg = CorpusConfig { task_bytes, cache_capacity, ..CorpusConfig::default() };
             let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
             let mut row = 0;
             for b in batches {
@@ -61,9 +65,12 @@ proptest! {
             counts.sort();
             (sets, counts, c.candidates().rows().to_vec(), c.report().clone())
         };
-        let one = run(&[&texts], 1 << 20);
-        let two = run(&[&texts[..split], &texts[split..]], 7);
-        prop_assert_eq!(one, two);
+        let one = run(&[&texts], 1 << 20, 4_000_000);
+        let two = run(&[&texts[..split], &texts[split..]], 7, 4_000_000);
+        // A small cache sends most chunks down the uncached path.
+        let small = run(&[&texts[..split], &texts[split..]], 7, cache_capacity);
+        prop_assert_eq!(&one, &two);
+        prop_assert_eq!(&one, &small);
     }
 }
 
@@ -396,4 +403,34 @@ fn absorbed_tokenizer_shards_equal_one_ingestion() {
         .is_err());
     assert!(Candidates::from_parts(vec![0, 2], vec![1], vec![0], vec![0], vec![1], 8).is_err());
     assert!(Candidates::from_parts(vec![0, 1], vec![9], vec![0], vec![0], vec![1], 8).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Chunks encoded joined into one text get the types they get one by one.
+    #[test]
+    fn joined_chunk_encoding_equals_one_by_one(text in "[a-zA-Z.,' ]{0,200}") {
+        // Whitespace drops the spaces; Metaspace keeps them, so its pieces start at the joints.
+        let whitespace = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":{"type":"Lowercase"},"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","unk_token":"[UNK]","vocab":{"[UNK]":0,"the":1,"cat":2,"a":3,"b":4,".":5,",":6,"'":7}}}"#;
+        let metaspace = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Metaspace","replacement":"\u2581","prepend_scheme":"never","split":true},
+            "post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","unk_token":"[UNK]","vocab":{"[UNK]":0,"\u2581the":1,"\u2581cat":2,"\u2581a":3,"b":4,"\u2581b.":5,",":6,"'":7}}}"#;
+        for json in [whitespace, metaspace] {
+            let seg = Segmenter::from_tokenizer_json(json, "wordlevel").unwrap();
+            let t = seg.tokenizer().unwrap();
+            prop_assert!(t.chunkable());
+            let chunks: Vec<&str> = Chunks::new(&text).filter(|c| segment::joinable(c)).collect();
+            let joined = t.types_of_joined(&chunks).unwrap().expect("no piece crosses a joint");
+            prop_assert_eq!(joined.len(), chunks.len());
+            for (c, got) in chunks.iter().zip(&joined) {
+                let mut want = Vec::new();
+                t.push_types_plain(c, &mut want).unwrap();
+                prop_assert_eq!(&want[..], &got[..], "{:?}", c);
+            }
+        }
+    }
 }
