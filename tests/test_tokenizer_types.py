@@ -4,11 +4,14 @@ the chunk cache."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zipcal
 import zipcal.tokenizer
@@ -226,3 +229,48 @@ def test_chunks_concatenate_to_text():
         assert "".join(parts) == doc
         for p in parts[1:]:
             assert p.startswith(" ")
+
+
+def test_fast_path_is_used_for_byte_level_bpe(tok_setup):
+    name, _, _, seg = tok_setup
+    # GPT-2 and SmolLM2 are byte-level BPE: ASCII chunks skip the tokenizers pipeline.
+    assert seg.fast_path is (name in ("gpt2", "smollm2"))
+
+
+def test_chunked_types_match_python(tok_setup):
+    """Types of each document computed as ingestion does for new chunks (fast path
+    where it applies) equal those of the Python ``tokenizers`` package."""
+    name, text, tok, seg = tok_setup
+    table = seg.token_types().astype(np.int64)
+    failures = []
+    for doc in _docs():
+        want = [int(table[i]) for i in tok.encode(doc, add_special_tokens=False).ids]
+        got = seg.types_chunked(doc).astype(np.int64).tolist()
+        if got != want:
+            failures.append((doc[:60], len(want), len(got)))
+    assert not failures, failures[:5]
+
+
+_ASCII_FRAGMENTS = [
+    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'", "''", "'S", "'x", " '", "it's", "don't",
+    " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\x0b", "\x0c", "\x1c", "\x7f", "\x00",
+    "0", "12", "2024", "3.14", "1,000", "a1b2", "__init__", "->", "!=", "...", "--", "(x)",
+    "<", "<|endoftext|>", "<|im_start|>", "http://a.b/c?d=1", "e-mail",
+]
+
+
+@settings(max_examples=250, deadline=None)
+@given(parts=st.lists(
+    st.one_of(
+        st.sampled_from(_ASCII_FRAGMENTS),
+        st.text(alphabet=string.ascii_letters, min_size=1, max_size=40),
+        st.text(alphabet=string.printable + "\x0b\x0c\x1c\x1f\x7f", max_size=12),
+    ),
+    max_size=30,
+))
+def test_fast_path_equals_tokenizers_on_random_ascii(tok_setup, parts):
+    name, text, tok, seg = tok_setup
+    doc = "".join(parts)
+    table = seg.token_types().astype(np.int64)
+    want = [int(table[i]) for i in tok.encode(doc, add_special_tokens=False).ids]
+    assert seg.types_chunked(doc).astype(np.int64).tolist() == want, repr(doc)

@@ -40,6 +40,11 @@ class Segmenter:
     @property
     def chunkable(self) -> bool:
         """Whether exact chunk-level caching is used for this tokenizer."""
+    @property
+    def fast_path(self) -> bool:
+        """Whether ASCII chunks take the byte-level BPE fast path (GPT-2-family tokenizers)."""
+    def types_chunked(self, text: str) -> npt.NDArray[np.uint32]:
+        """Type ids of ``text`` computed chunk by chunk as ingestion does, without the cache."""
     def type_names(self) -> List[str]:
         """Type strings of a tokenizer, index = type id (empty in words mode)."""
     def token_types(self) -> npt.NDArray[np.uint32]:

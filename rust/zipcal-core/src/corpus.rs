@@ -901,15 +901,20 @@ impl Corpus {
     fn resolve_chunks(&mut self, chunks: &[&str]) -> Result<Vec<Box<[u32]>>> {
         match &*self.segmenter {
             Segmenter::Tokenizer(t) => {
-                // Most chunks are " word"-like and are encoded in groups, joined into
-                // one text; the others one by one.
+                // ASCII chunks of byte-level BPE tokenizers take the fast path. Of the
+                // others, " word"-like ones are encoded in groups, joined into one
+                // text, and the rest one by one.
+                let mut out: Vec<Option<Box<[u32]>>> = crate::threads::install(|| {
+                    chunks.par_iter().map(|c| t.fast_types(c)).collect()
+                });
                 let one = |c: &str| -> Result<Box<[u32]>> {
                     let mut v = Vec::new();
                     t.push_types_plain(c, &mut v)?;
                     Ok(v.into_boxed_slice())
                 };
-                let (joined, single): (Vec<usize>, Vec<usize>) =
-                    (0..chunks.len()).partition(|&i| joinable(chunks[i]));
+                let (joined, single): (Vec<usize>, Vec<usize>) = (0..chunks.len())
+                    .filter(|&i| out[i].is_none())
+                    .partition(|&i| joinable(chunks[i]));
                 let groups: Vec<Vec<Box<[u32]>>> = crate::threads::install(|| {
                     joined
                         .par_chunks(JOIN_CHUNKS)
@@ -928,14 +933,16 @@ impl Corpus {
                         .map(|&i| one(chunks[i]))
                         .collect::<Result<_>>()
                 })?;
-                let mut out: Vec<Box<[u32]>> = vec![Box::default(); chunks.len()];
                 for (i, v) in joined.into_iter().zip(groups.into_iter().flatten()) {
-                    out[i] = v;
+                    out[i] = Some(v);
                 }
                 for (i, v) in single.into_iter().zip(singles) {
-                    out[i] = v;
+                    out[i] = Some(v);
                 }
-                Ok(out)
+                Ok(out
+                    .into_iter()
+                    .map(|v| v.expect("every chunk is resolved"))
+                    .collect())
             }
             Segmenter::Words => {
                 // In parallel: segment, lowercase and look up the words already known;
@@ -1011,7 +1018,7 @@ impl Corpus {
                 for chunk in Chunks::new(text) {
                     match self.cache.get(chunk) {
                         Some(v) => seq.extend_from_slice(v),
-                        None => t.push_types_plain(chunk, &mut seq)?,
+                        None => t.push_types_chunk(chunk, &mut seq)?,
                     }
                 }
             }

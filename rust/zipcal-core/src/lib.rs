@@ -4,6 +4,7 @@
 //! `tokenizer.json`) → per-candidate type sets and pool type counts
 //! ([`corpus::Corpus`]) → exact lazy greedy coverage ([`select::lazy_greedy`]).
 
+pub mod bytebpe;
 pub mod cache;
 pub mod corpus;
 pub mod error;

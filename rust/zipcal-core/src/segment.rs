@@ -8,6 +8,7 @@ use tokenizers::{
     Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, Tokenizer,
 };
 
+use crate::bytebpe::ByteBpe;
 use crate::error::{Error, Result};
 use crate::text::{is_space, normalize_type, Chunks};
 
@@ -21,6 +22,8 @@ pub struct TokenizerTypes {
     token_type: Vec<u32>,
     type_names: Vec<String>,
     chunkable: bool,
+    /// Fast path for ASCII chunks of byte-level BPE tokenizers.
+    fast: Option<ByteBpe>,
     name: String,
 }
 
@@ -65,10 +68,17 @@ impl Segmenter {
             token_type,
             type_names,
             chunkable: config_is_chunkable(&config),
+            fast: None,
             name: name.to_string(),
         };
         if types.chunkable && !types.chunking_agrees_on_sample() {
             types.chunkable = false;
+        }
+        if types.chunkable {
+            types.fast = ByteBpe::from_config(&config);
+            if types.fast.is_some() && !types.fast_path_agrees_on_sample() {
+                types.fast = None;
+            }
         }
         Ok(Segmenter::Tokenizer(Box::new(types)))
     }
@@ -178,9 +188,76 @@ impl TokenizerTypes {
         Ok(Some(out.into_iter().map(Vec::into_boxed_slice).collect()))
     }
 
+    /// Whether ASCII chunks take the byte-level BPE fast path ([`ByteBpe`]).
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Type ids of a chunk from the byte-level BPE fast path; `None` when there is no
+    /// fast path or the chunk is not for it (then use [`Self::push_types_plain`]).
+    pub fn fast_types(&self, chunk: &str) -> Option<Box<[u32]>> {
+        let mut ids = Vec::new();
+        self.fast
+            .as_ref()?
+            .encode(chunk, &mut ids)
+            .then(|| ids.iter().map(|&id| self.type_of(id)).collect())
+    }
+
+    /// Append the type ids of a chunk (a piece of text that [`Chunks`] yields, or a
+    /// whole text) to `out`: through the fast path when it takes the chunk, else
+    /// through the tokenizer's pipeline. Both give the same types.
+    pub fn push_types_chunk(&self, chunk: &str, out: &mut Vec<u32>) -> Result<()> {
+        match self.fast_types(chunk) {
+            Some(v) => out.extend_from_slice(&v),
+            None => self.push_types_plain(chunk, out)?,
+        }
+        Ok(())
+    }
+
+    /// Append the type ids of `text` computed as ingestion does for chunks missing
+    /// from the cache: chunk by chunk when chunking is exact, each chunk through
+    /// [`Self::push_types_chunk`]; otherwise the whole text through the pipeline.
+    pub fn push_types_chunked(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        if !self.chunkable {
+            return self.push_types_plain(text, out);
+        }
+        for chunk in Chunks::new(text) {
+            self.push_types_chunk(chunk, out)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     pub fn type_of(&self, id: u32) -> u32 {
         self.token_type.get(id as usize).copied().unwrap_or(NO_TYPE)
+    }
+
+    /// Whether the fast path gives the pipeline's types on every chunk of an ASCII
+    /// sample covering the split pattern's cases: a guard on top of the configuration check.
+    fn fast_path_agrees_on_sample(&self) -> bool {
+        const SAMPLE: &str = "The quick brown fox's tail -- it's 3.14159, isn't it? They're here; we've             I'm you'll he'd 'quoted' '' ''' 'S 'LL  Double  spaces,\n new lines\n\n and\ttabs\r\n\x0b\x0c             \x1c\x1f\x7f\x00 def f(x):\n    return x ** 2  # comment\n (parens) [brackets] {braces}             \"quotes\" e-mail: a.b@c.d https://example.org/a?b=1 1,234,567 12345678 A1b2C3 __init__             antidisestablishmentarianism Supercalifragilisticexpialidocious    trailing   ";
+        let Some(fast) = &self.fast else {
+            return false;
+        };
+        let mut ids = Vec::new();
+        for chunk in Chunks::new(SAMPLE).chain(SAMPLE.split(' ')) {
+            ids.clear();
+            if !fast.encode(chunk, &mut ids) {
+                return false;
+            }
+            let mut plain = Vec::new();
+            if self.push_types_plain(chunk, &mut plain).is_err() {
+                return false;
+            }
+            if ids
+                .iter()
+                .map(|&id| self.type_of(id))
+                .ne(plain.iter().copied())
+            {
+                return false;
+            }
+        }
+        true
     }
 
     /// A fixed multilingual sample on which chunked and whole-text encoding must agree

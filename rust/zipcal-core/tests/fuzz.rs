@@ -199,6 +199,12 @@ fn fuzz_segmentation_ingestion_and_selection() {
         tok.chunkable(),
         "the byte-level tokenizer must use the chunk cache"
     );
+    // Chunks missing from the cache go through the byte-level BPE fast path when
+    // ASCII: `type_sequence` below checks it against the whole-text pipeline.
+    assert!(
+        tok.has_fast_path(),
+        "the tiny tokenizer must take the fast path"
+    );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut executions = 0u64;
     let mut pool: Vec<String> = seeds.clone();

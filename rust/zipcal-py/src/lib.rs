@@ -85,6 +85,28 @@ impl Segmenter {
         self.inner.tokenizer().is_none_or(|t| t.chunkable())
     }
 
+    /// Whether ASCII chunks take the byte-level BPE fast path (GPT-2-family tokenizers).
+    #[getter]
+    fn fast_path(&self) -> bool {
+        self.inner.tokenizer().is_some_and(|t| t.has_fast_path())
+    }
+
+    /// Type ids of `text` as ingestion computes them for new chunks: chunk by chunk
+    /// (when chunkable), each through the fast path when it applies, without the cache.
+    fn types_chunked<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let t = self.inner.tokenizer().ok_or_else(|| {
+            PyValueError::new_err("types_chunked needs a tokenizer (words mode has no fixed types)")
+        })?;
+        let mut out = Vec::new();
+        py.detach(|| t.push_types_chunked(text, &mut out))
+            .map_err(|e| err(py, e))?;
+        Ok(out.into_pyarray(py))
+    }
+
     /// Type names of a tokenizer (index = type id); empty in words mode.
     fn type_names(&self) -> Vec<String> {
         self.inner

@@ -1,0 +1,356 @@
+//! A fast path for byte-level BPE tokenizers (the GPT-2 family: GPT-2, SmolLM2,
+//! StarCoder, ...) on ASCII chunks.
+//!
+//! The general `tokenizers` pipeline builds normalised strings with per-byte
+//! alignments, runs a regular expression and allocates for every piece; for the
+//! short chunks of the chunk cache that overhead is most of the cost. For ASCII text
+//! the byte-level pre-tokenizer's split pattern reduces to a few character classes,
+//! so it is written out here as a scanner, and the BPE merges are applied with the
+//! same rule as `tokenizers` (repeatedly merge the adjacent pair of lowest rank,
+//! leftmost first, each queued pair checked against the current symbols). A chunk
+//! that is not ASCII, or that may contain an added token, is left to the pipeline.
+//!
+//! Only one configuration is accepted: no normaliser, a `ByteLevel` pre-tokenizer
+//! with `use_regex` and without `add_prefix_space`, and a BPE model without dropout,
+//! subword prefix or suffix, or byte fallback. The tokenizer checks the fast path
+//! against its own pipeline on a sample before using it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use ahash::AHashMap;
+use serde_json::Value;
+
+const NONE: u32 = u32::MAX;
+
+/// Character class of an ASCII byte in the GPT-2 split pattern.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Letter,
+    Digit,
+    Space,
+    Other,
+}
+
+#[inline]
+fn class(b: u8) -> Class {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => Class::Letter,
+        b'0'..=b'9' => Class::Digit,
+        // `\s` on ASCII: tab, line feed, vertical tab, form feed, carriage return, space.
+        b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => Class::Space,
+        _ => Class::Other,
+    }
+}
+
+/// End of the piece that starts at `i`, following the GPT-2 pattern
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` on ASCII.
+#[inline]
+fn piece_end(s: &[u8], i: usize) -> usize {
+    let n = s.len();
+    let at = |k: usize| s.get(k).copied();
+    if s[i] == b'\'' {
+        match (at(i + 1), at(i + 2)) {
+            (Some(b's' | b't' | b'm' | b'd'), _) => return i + 2,
+            (Some(b'r' | b'v'), Some(b'e')) | (Some(b'l'), Some(b'l')) => return i + 3,
+            _ => {}
+        }
+    }
+    let run = |from: usize, c: Class| {
+        let mut j = from;
+        while j < n && class(s[j]) == c {
+            j += 1;
+        }
+        j
+    };
+    // An optional leading space, then a run of one class other than whitespace.
+    let from = if s[i] == b' ' && at(i + 1).is_some_and(|b| class(b) != Class::Space) {
+        i + 1
+    } else {
+        i
+    };
+    let c = class(s[from]);
+    if c != Class::Space {
+        return run(from, c);
+    }
+    // Whitespace: all of it at the end of the text; otherwise all but the last
+    // character (which then starts the next piece), unless it is a single one.
+    let j = run(i, Class::Space);
+    if j < n && j - i >= 2 {
+        j - 1
+    } else {
+        j
+    }
+}
+
+/// GPT-2's byte -> character map of byte-level BPE.
+fn byte_chars() -> [char; 256] {
+    let direct =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut map = ['\0'; 256];
+    let mut extra = 0;
+    for (b, slot) in map.iter_mut().enumerate() {
+        let b = b as u32;
+        *slot = if direct(b) {
+            char::from_u32(b).expect("a Latin-1 code point")
+        } else {
+            extra += 1;
+            char::from_u32(255 + extra).expect("a Latin Extended-A code point")
+        };
+    }
+    map
+}
+
+/// Byte-level BPE on ASCII text.
+pub struct ByteBpe {
+    /// Token id of each ASCII byte's character ([`NONE`] if missing from the vocabulary).
+    initial: [u32; 128],
+    /// (left id, right id) -> (rank, merged id).
+    merges: AHashMap<(u32, u32), (u32, u32)>,
+    /// With `ignore_merges`: the vocabulary, to take a whole piece when it is a token.
+    whole: Option<AHashMap<String, u32>>,
+    /// ASCII bytes that start an added token: chunks containing one are left to the pipeline.
+    added_first: [bool; 128],
+    chars: [char; 256],
+}
+
+fn str_is(v: Option<&Value>, default: &str, want: &str) -> bool {
+    match v {
+        None | Some(Value::Null) => default == want,
+        Some(Value::String(s)) => s == want,
+        _ => false,
+    }
+}
+
+fn flag(v: Option<&Value>, default: bool) -> Option<bool> {
+    match v {
+        None | Some(Value::Null) => Some(default),
+        Some(Value::Bool(b)) => Some(*b),
+        _ => None,
+    }
+}
+
+impl ByteBpe {
+    /// The fast path for a `tokenizer.json` configuration, or `None` when the
+    /// configuration is not the one supported.
+    pub fn from_config(config: &Value) -> Option<ByteBpe> {
+        if !config.get("normalizer").is_none_or(Value::is_null) {
+            return None;
+        }
+        let pre = config.get("pre_tokenizer")?;
+        if pre.get("type")?.as_str()? != "ByteLevel"
+            || !flag(pre.get("use_regex"), true)?
+            || flag(pre.get("add_prefix_space"), true)?
+        {
+            return None;
+        }
+        let model = config.get("model")?;
+        let plain = model.get("type")?.as_str()? == "BPE"
+            && model.get("dropout").is_none_or(Value::is_null)
+            && str_is(model.get("continuing_subword_prefix"), "", "")
+            && str_is(model.get("end_of_word_suffix"), "", "")
+            && !flag(model.get("byte_fallback"), false)?;
+        if !plain {
+            return None;
+        }
+        let ignore_merges = flag(model.get("ignore_merges"), false)?;
+        let vocab: AHashMap<String, u32> = model
+            .get("vocab")?
+            .as_object()?
+            .iter()
+            .map(|(k, v)| Some((k.clone(), u32::try_from(v.as_u64()?).ok()?)))
+            .collect::<Option<_>>()?;
+        let id = |s: &str| vocab.get(s).copied();
+        let mut merges = AHashMap::new();
+        for (rank, m) in model.get("merges")?.as_array()?.iter().enumerate() {
+            let (a, b) = match m {
+                Value::String(s) => {
+                    let mut parts = s.split(' ');
+                    match (parts.next(), parts.next(), parts.next()) {
+                        (Some(a), Some(b), None) => (a, b),
+                        _ => return None,
+                    }
+                }
+                Value::Array(p) if p.len() == 2 => (p[0].as_str()?, p[1].as_str()?),
+                _ => return None,
+            };
+            let merged = id(&format!("{a}{b}"))?;
+            merges.insert((id(a)?, id(b)?), (u32::try_from(rank).ok()?, merged));
+        }
+        let chars = byte_chars();
+        let mut initial = [NONE; 128];
+        for (b, slot) in initial.iter_mut().enumerate() {
+            *slot = id(&chars[b].to_string()).unwrap_or(NONE);
+        }
+        let mut added_first = [false; 128];
+        for t in config.get("added_tokens")?.as_array()? {
+            match t.get("content")?.as_str()?.bytes().next() {
+                Some(b) if b < 128 => added_first[b as usize] = true,
+                _ => {}
+            }
+        }
+        Some(ByteBpe {
+            initial,
+            merges,
+            whole: ignore_merges.then_some(vocab),
+            added_first,
+            chars,
+        })
+    }
+
+    /// Append the token ids of `chunk` to `out` and return true; or return false,
+    /// leaving `out` as it was, when the chunk is not for the fast path (not ASCII,
+    /// may contain an added token, or has a byte missing from the vocabulary).
+    pub fn encode(&self, chunk: &str, out: &mut Vec<u32>) -> bool {
+        let s = chunk.as_bytes();
+        if !s.iter().all(|&b| b < 128 && !self.added_first[b as usize]) {
+            return false;
+        }
+        let start = out.len();
+        let mut work = Work::default();
+        let mut i = 0;
+        while i < s.len() {
+            let end = piece_end(s, i);
+            if !self.piece(&s[i..end], out, &mut work) {
+                out.truncate(start);
+                return false;
+            }
+            i = end;
+        }
+        true
+    }
+
+    /// Token ids of one piece (ASCII bytes).
+    fn piece(&self, p: &[u8], out: &mut Vec<u32>, w: &mut Work) -> bool {
+        if let Some(vocab) = &self.whole {
+            let text: String = p.iter().map(|&b| self.chars[b as usize]).collect();
+            if let Some(&id) = vocab.get(&text) {
+                out.push(id);
+                return true;
+            }
+        }
+        w.ids.clear();
+        for &b in p {
+            let id = self.initial[b as usize];
+            if id == NONE {
+                return false;
+            }
+            w.ids.push(id);
+        }
+        if w.ids.len() == 1 {
+            out.push(w.ids[0]);
+            return true;
+        }
+        self.merge(w);
+        let mut k = 0;
+        while k < w.ids.len() {
+            out.push(w.ids[k]);
+            k = w.next[k];
+        }
+        true
+    }
+
+    /// Merge the symbols of `w.ids` in place: `w.next` links the live symbols (from
+    /// 0), merged-away symbols are skipped.
+    fn merge(&self, w: &mut Work) {
+        let n = w.ids.len();
+        w.next.clear();
+        w.next.extend(1..=n);
+        w.prev.clear();
+        w.prev.extend((0..n).map(|k| k.wrapping_sub(1)));
+        w.live.clear();
+        w.live.resize(n, true);
+        w.queue.clear();
+        for k in 0..n - 1 {
+            if let Some(&(rank, id)) = self.merges.get(&(w.ids[k], w.ids[k + 1])) {
+                w.queue.push(Reverse((rank, k, id)));
+            }
+        }
+        while let Some(Reverse((_, k, id))) = w.queue.pop() {
+            let right = w.next[k];
+            if !w.live[k] || right >= n {
+                continue;
+            }
+            // A queued pair is stale when the symbols at `k` have changed since.
+            if self.merges.get(&(w.ids[k], w.ids[right])).map(|m| m.1) != Some(id) {
+                continue;
+            }
+            w.ids[k] = id;
+            w.live[right] = false;
+            let after = w.next[right];
+            w.next[k] = after;
+            if after < n {
+                w.prev[after] = k;
+            }
+            let before = w.prev[k];
+            if before < n {
+                if let Some(&(rank, merged)) = self.merges.get(&(w.ids[before], id)) {
+                    w.queue.push(Reverse((rank, before, merged)));
+                }
+            }
+            if after < n {
+                if let Some(&(rank, merged)) = self.merges.get(&(id, w.ids[after])) {
+                    w.queue.push(Reverse((rank, k, merged)));
+                }
+            }
+        }
+    }
+}
+
+/// Scratch space of one encoding.
+#[derive(Default)]
+struct Work {
+    ids: Vec<u32>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    live: Vec<bool>,
+    queue: BinaryHeap<Reverse<(u32, usize, u32)>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(text: &str) -> Vec<&str> {
+        let s = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            let e = piece_end(s, i);
+            out.push(&text[i..e]);
+            i = e;
+        }
+        out
+    }
+
+    #[test]
+    fn splits_like_the_gpt2_pattern() {
+        assert_eq!(pieces("Hello world"), ["Hello", " world"]);
+        assert_eq!(
+            pieces("it's they're I'll we've"),
+            ["it", "'s", " they", "'re", " I", "'ll", " we", "'ve"]
+        );
+        assert_eq!(pieces("a  b"), ["a", " ", " b"]);
+        assert_eq!(pieces("a   \n\nb"), ["a", "   \n", "\n", "b"]);
+        assert_eq!(pieces("x \ny"), ["x", " ", "\n", "y"]);
+        assert_eq!(pieces("end  "), ["end", "  "]);
+        assert_eq!(
+            pieces("3.14 and 2,000!'s"),
+            ["3", ".", "14", " and", " 2", ",", "000", "!'", "s"]
+        );
+        assert_eq!(pieces(" 'x '"), [" '", "x", " '"]);
+        assert_eq!(pieces("\x0bA\x1cB"), ["\x0b", "A", "\x1c", "B"]);
+        assert_eq!(pieces("'"), ["'"]);
+    }
+
+    #[test]
+    fn byte_map_is_gpt2s() {
+        let c = byte_chars();
+        assert_eq!(c[b' ' as usize], '\u{120}');
+        assert_eq!(c[b'\n' as usize], '\u{10a}');
+        assert_eq!(c[b'A' as usize], 'A');
+        assert_eq!(c[0], '\u{100}');
+        assert_eq!(c[127], '\u{121}');
+        assert_eq!(c[173], '\u{143}');
+    }
+}
