@@ -274,3 +274,27 @@ def test_fast_path_equals_tokenizers_on_random_ascii(tok_setup, parts):
     table = seg.token_types().astype(np.int64)
     want = [int(table[i]) for i in tok.encode(doc, add_special_tokens=False).ids]
     assert seg.types_chunked(doc).astype(np.int64).tolist() == want, repr(doc)
+
+
+def test_fast_path_with_an_added_token_declines_only_chunks_holding_it():
+    """An added token keeps the fast path on; chunks that contain its text go
+    through the pipeline (which splits the token out), the others do not."""
+    import json
+
+    config = json.loads(zipcal.tokenizer.gpt2_tokenizer_json())
+    next_id = max(config["model"]["vocab"].values()) + 1
+    config["added_tokens"].append({
+        "id": next_id, "content": "helloqz", "single_word": False, "lstrip": False,
+        "rstrip": False, "normalized": False, "special": False,
+    })
+    text = json.dumps(config)
+    tok = tokenizers.Tokenizer.from_str(text)
+    seg = _core.Segmenter.from_json(text, "gpt2+helloqz")
+    assert seg.chunkable and seg.fast_path
+    table = seg.token_types().astype(np.int64)
+    for doc in ["helloqz world", "Othello said helloqz, helloqzs and shelloqz!", "no added token, hello",
+                "x helloqz y", "HELLOQZ helloq z"]:
+        ids = tok.encode(doc, add_special_tokens=False).ids
+        assert (next_id in ids) == ("helloqz" in doc)
+        want = [int(table[i]) for i in ids]
+        assert seg.types_chunked(doc).astype(np.int64).tolist() == want, doc

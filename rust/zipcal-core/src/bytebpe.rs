@@ -15,6 +15,7 @@
 //! subword prefix or suffix, or byte fallback. The tokenizer checks the fast path
 //! against its own pipeline on a sample before using it.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -109,8 +110,10 @@ pub struct ByteBpe {
     merges: AHashMap<(u32, u32), (u32, u32)>,
     /// With `ignore_merges`: the vocabulary, to take a whole piece when it is a token.
     whole: Option<AHashMap<String, u32>>,
-    /// ASCII bytes that start an added token: chunks containing one are left to the pipeline.
+    /// ASCII bytes that start an added token, and the added tokens' texts: chunks
+    /// containing one of those texts are left to the pipeline.
     added_first: [bool; 128],
+    added: Vec<String>,
     chars: [char; 256],
 }
 
@@ -183,9 +186,14 @@ impl ByteBpe {
             *slot = id(&chars[b].to_string()).unwrap_or(NONE);
         }
         let mut added_first = [false; 128];
+        let mut added = Vec::new();
         for t in config.get("added_tokens")?.as_array()? {
-            match t.get("content")?.as_str()?.bytes().next() {
-                Some(b) if b < 128 => added_first[b as usize] = true,
+            let content = t.get("content")?.as_str()?;
+            match content.bytes().next() {
+                Some(b) if b < 128 => {
+                    added_first[b as usize] = true;
+                    added.push(content.to_string());
+                }
                 _ => {}
             }
         }
@@ -194,6 +202,7 @@ impl ByteBpe {
             merges,
             whole: ignore_merges.then_some(vocab),
             added_first,
+            added,
             chars,
         })
     }
@@ -203,21 +212,29 @@ impl ByteBpe {
     /// may contain an added token, or has a byte missing from the vocabulary).
     pub fn encode(&self, chunk: &str, out: &mut Vec<u32>) -> bool {
         let s = chunk.as_bytes();
-        if !s.iter().all(|&b| b < 128 && !self.added_first[b as usize]) {
+        if !s.is_ascii() {
+            return false;
+        }
+        // An added token can only match where its text occurs.
+        if s.iter().any(|&b| self.added_first[b as usize])
+            && self.added.iter().any(|a| chunk.contains(a.as_str()))
+        {
             return false;
         }
         let start = out.len();
-        let mut work = Work::default();
-        let mut i = 0;
-        while i < s.len() {
-            let end = piece_end(s, i);
-            if !self.piece(&s[i..end], out, &mut work) {
-                out.truncate(start);
-                return false;
+        WORK.with(|w| {
+            let w = &mut *w.borrow_mut();
+            let mut i = 0;
+            while i < s.len() {
+                let end = piece_end(s, i);
+                if !self.piece(&s[i..end], out, w) {
+                    out.truncate(start);
+                    return false;
+                }
+                i = end;
             }
-            i = end;
-        }
-        true
+            true
+        })
     }
 
     /// Token ids of one piece (ASCII bytes).
@@ -295,6 +312,11 @@ impl ByteBpe {
             }
         }
     }
+}
+
+thread_local! {
+    /// Scratch space reused by the encodings of a thread.
+    static WORK: RefCell<Work> = RefCell::new(Work::default());
 }
 
 /// Scratch space of one encoding.

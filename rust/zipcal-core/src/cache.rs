@@ -128,8 +128,15 @@ impl Shard {
         }
     }
 
-    /// Insert `key` (absent) unless the shard is full; returns whether it was inserted.
+    /// Insert `key` (absent) unless the shard is full (or its arenas would pass
+    /// 4 GiB); returns whether it was inserted.
     fn insert(&mut self, key: &[u8], hash: u64, ids: &[u32], hasher: &ahash::RandomState) -> bool {
+        let (Ok(key_at), Ok(ids_at)) = (
+            u32::try_from(self.keys.len()),
+            u32::try_from(self.ids.len()),
+        ) else {
+            return false;
+        };
         if self.len >= self.capacity {
             return false;
         }
@@ -145,7 +152,7 @@ impl Shard {
             slot.key[..key.len()].copy_from_slice(key);
         } else {
             slot.klen = IN_ARENA;
-            slot.key[0..4].copy_from_slice(&(self.keys.len() as u32).to_le_bytes());
+            slot.key[0..4].copy_from_slice(&key_at.to_le_bytes());
             slot.key[4..8].copy_from_slice(&(key.len() as u32).to_le_bytes());
             self.keys.extend_from_slice(key);
         }
@@ -154,7 +161,7 @@ impl Shard {
             slot.ids[..ids.len()].copy_from_slice(ids);
         } else {
             slot.vlen = IN_ARENA;
-            slot.ids[0] = self.ids.len() as u32;
+            slot.ids[0] = ids_at;
             slot.ids[1] = ids.len() as u32;
             self.ids.extend_from_slice(ids);
         }

@@ -838,19 +838,26 @@ impl Corpus {
         let mut extra: AHashMap<&str, Box<[u32]>> = AHashMap::new();
         if !unique.is_empty() {
             let chunks: Vec<&str> = unique.iter().map(|u| u.text).collect();
-            let seqs = self.resolve_chunks(&chunks)?;
+            let mut seqs: Vec<Option<Box<[u32]>>> = self
+                .resolve_chunks(&chunks)?
+                .into_iter()
+                .map(Some)
+                .collect();
             // Short chunks go to the cache while it has room; the others are kept
             // for this batch only.
             let (short, long): (Vec<usize>, Vec<usize>) =
                 (0..unique.len()).partition(|&i| chunks[i].len() <= MAX_CACHED_CHUNK);
             let new: Vec<NewChunk> = short
                 .iter()
-                .map(|&i| (chunks[i], unique[i].hash, &*seqs[i]))
+                .map(|&i| {
+                    let seq = seqs[i].as_deref().expect("resolved");
+                    (chunks[i], unique[i].hash, seq)
+                })
                 .collect();
             let rejected = self.cache.insert_all(&new);
             drop(new);
             for i in rejected.into_iter().map(|r| short[r]).chain(long) {
-                extra.insert(chunks[i], seqs[i].clone());
+                extra.insert(chunks[i], seqs[i].take().expect("resolved once"));
             }
         }
 

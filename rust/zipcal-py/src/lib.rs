@@ -41,6 +41,28 @@ struct Segmenter {
     inner: Arc<core::Segmenter>,
 }
 
+impl Segmenter {
+    /// Type ids of `text` computed by `push` (a [`core::segment::TokenizerTypes`] method), the
+    /// GIL released; `what` names the calling method in the error of words mode.
+    fn types_by<'py>(
+        &self,
+        py: Python<'py>,
+        text: &str,
+        what: &str,
+        push: fn(&core::segment::TokenizerTypes, &str, &mut Vec<u32>) -> core::Result<()>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let t = self.inner.tokenizer().ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{what} needs a tokenizer (words mode has no fixed types)"
+            ))
+        })?;
+        let mut out = Vec::new();
+        py.detach(|| push(t, text, &mut out))
+            .map_err(|e| err(py, e))?;
+        Ok(out.into_pyarray(py))
+    }
+}
+
 #[pymethods]
 impl Segmenter {
     /// Tokenizer-free mode: lowercased Unicode (UAX #29) words.
@@ -98,13 +120,12 @@ impl Segmenter {
         py: Python<'py>,
         text: &str,
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let t = self.inner.tokenizer().ok_or_else(|| {
-            PyValueError::new_err("types_chunked needs a tokenizer (words mode has no fixed types)")
-        })?;
-        let mut out = Vec::new();
-        py.detach(|| t.push_types_chunked(text, &mut out))
-            .map_err(|e| err(py, e))?;
-        Ok(out.into_pyarray(py))
+        self.types_by(
+            py,
+            text,
+            "types_chunked",
+            core::segment::TokenizerTypes::push_types_chunked,
+        )
     }
 
     /// Type names of a tokenizer (index = type id); empty in words mode.
@@ -126,13 +147,12 @@ impl Segmenter {
 
     /// Type ids of `text` from encoding it whole (no chunk cache).
     fn types_plain<'py>(&self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let t = self.inner.tokenizer().ok_or_else(|| {
-            PyValueError::new_err("types_plain needs a tokenizer (words mode has no fixed types)")
-        })?;
-        let mut out = Vec::new();
-        py.detach(|| t.push_types_plain(text, &mut out))
-            .map_err(|e| err(py, e))?;
-        Ok(out.into_pyarray(py))
+        self.types_by(
+            py,
+            text,
+            "types_plain",
+            core::segment::TokenizerTypes::push_types_plain,
+        )
     }
 
     /// Token ids of each text (special tokens added by the post-processor if asked).
