@@ -342,10 +342,7 @@ impl<'v, 'a> Task<'v, 'a> {
         self.view
             .cache
             .get_hashed(chunk, hash)
-            .or_else(|| match self.view.extra.is_empty() {
-                true => None,
-                false => self.view.extra.get(chunk).map(|v| &**v),
-            })
+            .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
 
     /// Process document `k` of the batch (text `text`, row `row`), resolving every

@@ -196,20 +196,33 @@ impl TokenizerTypes {
     /// Type ids of a chunk from the byte-level BPE fast path; `None` when there is no
     /// fast path or the chunk is not for it (then use [`Self::push_types_plain`]).
     pub fn fast_types(&self, chunk: &str) -> Option<Box<[u32]>> {
-        let mut ids = Vec::new();
-        self.fast
-            .as_ref()?
-            .encode(chunk, &mut ids)
-            .then(|| ids.iter().map(|&id| self.type_of(id)).collect())
+        let mut types = Vec::new();
+        self.push_fast_types(chunk, &mut types)
+            .then(|| types.into_boxed_slice())
+    }
+
+    /// Append the type ids of a chunk from the fast path to `out` and return true;
+    /// false (and `out` unchanged) when there is no fast path or it declines the chunk.
+    fn push_fast_types(&self, chunk: &str, out: &mut Vec<u32>) -> bool {
+        let start = out.len();
+        let Some(fast) = &self.fast else {
+            return false;
+        };
+        if !fast.encode(chunk, out) {
+            return false;
+        }
+        for t in &mut out[start..] {
+            *t = self.type_of(*t);
+        }
+        true
     }
 
     /// Append the type ids of a chunk (a piece of text that [`Chunks`] yields, or a
     /// whole text) to `out`: through the fast path when it takes the chunk, else
     /// through the tokenizer's pipeline. Both give the same types.
     pub fn push_types_chunk(&self, chunk: &str, out: &mut Vec<u32>) -> Result<()> {
-        match self.fast_types(chunk) {
-            Some(v) => out.extend_from_slice(&v),
-            None => self.push_types_plain(chunk, out)?,
+        if !self.push_fast_types(chunk, out) {
+            self.push_types_plain(chunk, out)?;
         }
         Ok(())
     }
