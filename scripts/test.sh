@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh test
 echo "== cargo test (core)" >&2
 ZIPCAL_FUZZ_SECONDS="${ZIPCAL_FUZZ_SECONDS:-60}" cargo test -p zipcal-core --release -- --nocapture
+cargo test -p zipcal-py --release --lib
 echo "== build the extension" >&2
 maturin develop --release -q
 echo "== stub check" >&2

@@ -4,8 +4,9 @@
 //! Input: [`common::COPIES`] perturbed copies of WikiText-2 `valid.txt` (about 5.6 MB,
 //! one document per paragraph), fed in batches of [`common::BATCH_DOCS`] documents.
 //! Every iteration ingests into a fresh `Corpus` built outside the timed section.
-//! `gpt2_warm` times a second pass over the same texts into a corpus that already
-//! ingested them once (every chunk is then a cache hit).
+//! `words_warm` and `gpt2_warm` time a second pass over the same texts into a corpus
+//! that already ingested them once (every chunk is then a cache hit), as in most of a
+//! large corpus.
 //!
 //! Run: `cargo bench -p zipcal-core --bench ingest`. Threads: the zipcal pool
 //! (`ZIPCAL_NUM_THREADS`, default all CPUs).
@@ -49,6 +50,21 @@ fn bench_ingest(c: &mut Criterion) {
             || fresh(&words),
             |mut corpus| {
                 common::ingest(&mut corpus, black_box(&texts), 0);
+                corpus
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    g.bench_function("words_warm", |b| {
+        b.iter_batched(
+            || {
+                let mut corpus = fresh(&words);
+                common::ingest(&mut corpus, &texts, 0);
+                corpus
+            },
+            |mut corpus| {
+                common::ingest(&mut corpus, black_box(&texts), rows);
                 corpus
             },
             BatchSize::PerIteration,

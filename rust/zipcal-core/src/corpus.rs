@@ -72,11 +72,21 @@ pub struct IngestReport {
     pub bytes: u64,
 }
 
-/// Candidate type sets in compressed-row form.
+/// Where a candidate's type set lives: `len` ids from `start` in segment `seg`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: usize,
+    seg: u32,
+    len: u32,
+}
+
+/// Candidate type sets. The sets are stored in segments (each the output of one
+/// ingestion task), so adding a batch moves its buffers instead of copying them
+/// into one growing array.
 #[derive(Clone, Debug, Default)]
 pub struct Candidates {
-    offsets: Vec<usize>,
-    types: Vec<u32>,
+    segs: Vec<Vec<u32>>,
+    spans: Vec<Span>,
     rows: Vec<u64>,
     windows: Vec<u32>,
     tokens: Vec<u64>,
@@ -84,21 +94,16 @@ pub struct Candidates {
 
 impl Candidates {
     pub fn new() -> Self {
-        Candidates {
-            offsets: vec![0],
-            ..Default::default()
-        }
+        Candidates::default()
     }
 
     /// Build from explicit sets (row = index, window 0, tokens = set size).
     pub fn from_sets(sets: &[Vec<u32>]) -> Self {
         let mut c = Candidates::new();
         for (i, s) in sets.iter().enumerate() {
-            c.types.extend_from_slice(s);
-            c.offsets.push(c.types.len());
-            c.rows.push(i as u64);
-            c.windows.push(0);
-            c.tokens.push(s.len() as u64);
+            let start = c.tail().len();
+            c.tail().extend_from_slice(s);
+            c.close(start, i as u64, 0, s.len() as u64);
         }
         c
     }
@@ -114,7 +119,18 @@ impl Candidates {
     /// Distinct type ids of candidate `i`.
     #[inline]
     pub fn set(&self, i: usize) -> &[u32] {
-        &self.types[self.offsets[i]..self.offsets[i + 1]]
+        let s = self.spans[i];
+        &self.segs[s.seg as usize][s.start..s.start + s.len as usize]
+    }
+
+    fn set_mut(&mut self, i: usize) -> &mut [u32] {
+        let s = self.spans[i];
+        &mut self.segs[s.seg as usize][s.start..s.start + s.len as usize]
+    }
+
+    /// Every stored type id (the sets of all candidates, in no particular order).
+    fn all_types_mut(&mut self) -> impl Iterator<Item = &mut u32> {
+        self.segs.iter_mut().flatten()
     }
 
     pub fn rows(&self) -> &[u64] {
@@ -127,6 +143,35 @@ impl Candidates {
 
     pub fn tokens(&self) -> &[u64] {
         &self.tokens
+    }
+
+    /// The segment new sets are written to (created if there is none).
+    fn tail(&mut self) -> &mut Vec<u32> {
+        if self.segs.is_empty() {
+            self.segs.push(Vec::new());
+        }
+        self.segs.last_mut().expect("a segment")
+    }
+
+    /// Record a candidate whose set was written to [`Candidates::tail`] from `start` on.
+    fn close(&mut self, start: usize, row: u64, window: u32, tokens: u64) {
+        let seg = self.segs.len() - 1;
+        let len = self.segs[seg].len() - start;
+        self.spans.push(Span {
+            start,
+            seg: u32::try_from(seg).expect("fewer than 2^32 segments"),
+            len: u32::try_from(len).expect("a set has fewer than 2^32 types"),
+        });
+        self.rows.push(row);
+        self.windows.push(window);
+        self.tokens.push(tokens);
+    }
+
+    /// Copy candidate `i` of `src` to the end.
+    fn push_from(&mut self, src: &Candidates, i: usize) {
+        let start = self.tail().len();
+        self.tail().extend_from_slice(src.set(i));
+        self.close(start, src.rows[i], src.windows[i], src.tokens[i]);
     }
 
     /// Rebuild candidates from their flat parts (as exported by [`Candidates::offsets`],
@@ -153,73 +198,115 @@ impl Candidates {
         if offsets[0] != 0 || offsets[n] != types.len() || offsets.windows(2).any(|w| w[0] > w[1]) {
             return bad("offsets are not a non-decreasing sequence from 0 to the number of types");
         }
+        if offsets.windows(2).any(|w| w[1] - w[0] > u32::MAX as usize) {
+            return bad("a set has more than 2^32 - 1 types");
+        }
         if rows.windows(2).any(|w| w[0] > w[1]) {
             return bad("rows are not in order");
         }
         if types.iter().any(|&t| t as usize >= num_types) {
             return bad("a type id is out of range");
         }
+        let spans = offsets
+            .windows(2)
+            .map(|w| Span {
+                start: w[0],
+                seg: 0,
+                len: (w[1] - w[0]) as u32,
+            })
+            .collect();
         Ok(Candidates {
-            offsets,
-            types,
+            segs: vec![types],
+            spans,
             rows,
             windows,
             tokens,
         })
     }
 
-    /// Start of each candidate's set in [`Candidates::flat_types`] (one more entry than candidates).
-    pub fn offsets(&self) -> &[usize] {
-        &self.offsets
-    }
-
-    /// All type sets, concatenated.
-    pub fn flat_types(&self) -> &[u32] {
-        &self.types
-    }
-
-    /// Keep only the candidates whose `keep` flag is set, in their original order.
-    fn retain(&mut self, keep: &[bool]) {
-        let mut out = Candidates::new();
-        for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
-            out.types.extend_from_slice(self.set(i));
-            out.offsets.push(out.types.len());
-            out.rows.push(self.rows[i]);
-            out.windows.push(self.windows[i]);
-            out.tokens.push(self.tokens[i]);
-        }
-        *self = out;
-    }
-
-    /// Interleave two row-ordered candidate lists into one, by row.
-    fn merge_by_row(a: Candidates, b: Candidates) -> Candidates {
-        let mut out = Candidates::new();
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < b.len() {
-            let take_a = j >= b.len() || (i < a.len() && a.rows[i] <= b.rows[j]);
-            let (src, k) = if take_a { (&a, i) } else { (&b, j) };
-            out.types.extend_from_slice(src.set(k));
-            out.offsets.push(out.types.len());
-            out.rows.push(src.rows[k]);
-            out.windows.push(src.windows[k]);
-            out.tokens.push(src.tokens[k]);
-            if take_a {
-                i += 1;
-            } else {
-                j += 1;
-            }
+    /// Start of each candidate's set in [`Candidates::flat_types`] (one more entry
+    /// than candidates).
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.len() + 1);
+        let mut at = 0;
+        out.push(at);
+        for s in &self.spans {
+            at += s.len as usize;
+            out.push(at);
         }
         out
     }
 
+    /// All type sets, concatenated in candidate order.
+    pub fn flat_types(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.spans.iter().map(|s| s.len as usize).sum());
+        for i in 0..self.len() {
+            out.extend_from_slice(self.set(i));
+        }
+        out
+    }
+
+    /// Keep only the candidates whose `keep` flag is set, in their original order
+    /// (their sets are copied into one new segment; the old ones are freed).
+    fn retain(&mut self, keep: &[bool]) {
+        let mut out = Candidates::new();
+        for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+            out.push_from(self, i);
+        }
+        *self = out;
+    }
+
+    /// Move `other`'s candidates after these (their segments are moved, not copied).
     fn append(&mut self, other: Candidates) {
-        let base = self.types.len();
-        self.types.extend(other.types);
-        self.offsets
-            .extend(other.offsets[1..].iter().map(|o| o + base));
+        let base = u32::try_from(self.segs.len()).expect("fewer than 2^32 segments");
+        self.segs.extend(other.segs);
+        self.spans.extend(other.spans.into_iter().map(|s| Span {
+            seg: s.seg + base,
+            ..s
+        }));
         self.rows.extend(other.rows);
         self.windows.extend(other.windows);
         self.tokens.extend(other.tokens);
+    }
+
+    /// Interleave two row-ordered candidate lists into one, by row (`a` first on ties).
+    fn merge_by_row(a: Candidates, b: Candidates) -> Candidates {
+        let n = a.len() + b.len();
+        let base = u32::try_from(a.segs.len()).expect("fewer than 2^32 segments");
+        let mut out = Candidates {
+            segs: Vec::with_capacity(a.segs.len() + b.segs.len()),
+            spans: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+            windows: Vec::with_capacity(n),
+            tokens: Vec::with_capacity(n),
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let take_a = j >= b.len() || (i < a.len() && a.rows[i] <= b.rows[j]);
+            let (src, k, span) = if take_a {
+                i += 1;
+                (&a, i - 1, a.spans[i - 1])
+            } else {
+                j += 1;
+                let s = b.spans[j - 1];
+                (&b, j - 1, Span { seg: s.seg + base, ..s })
+            };
+            out.spans.push(span);
+            out.rows.push(src.rows[k]);
+            out.windows.push(src.windows[k]);
+            out.tokens.push(src.tokens[k]);
+        }
+        out.segs.extend(a.segs);
+        out.segs.extend(b.segs);
+        out
+    }
+
+    /// Shrink segment buffers to their length (done by the tasks that filled them,
+    /// in parallel, so that kept candidates do not hold spare capacity).
+    fn shrink(&mut self) {
+        for s in &mut self.segs {
+            s.shrink_to_fit();
+        }
     }
 }
 
@@ -462,6 +549,8 @@ impl<'v, 'a> Task<'v, 'a> {
             .extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
         self.scratch.sort_unstable();
         let c = &mut self.out.candidates;
+        let set = c.tail();
+        let start = set.len();
         let mut i = 0;
         while i < self.scratch.len() {
             let t = self.scratch[i];
@@ -470,13 +559,10 @@ impl<'v, 'a> Task<'v, 'a> {
                 j += 1;
             }
             self.out.set_counts.push((j - i) as u32);
-            c.types.push(t);
+            set.push(t);
             i = j;
         }
-        c.offsets.push(c.types.len());
-        c.rows.push(row);
-        c.windows.push(window);
-        c.tokens.push(toks.len() as u64);
+        c.close(start, row, window, toks.len() as u64);
         self.out.report.candidates += 1;
         self.out.report.tokens += toks.len() as u64;
     }
@@ -812,6 +898,7 @@ impl Corpus {
                                 }
                             }
                         }
+                        task.out.candidates.shrink();
                         Ok(task.out)
                     })
                     .collect()
@@ -885,6 +972,7 @@ impl Corpus {
                             )?;
                             start = end;
                         }
+                        task.out.candidates.shrink();
                         Ok(Some(task.out))
                     })
                     .collect()
@@ -995,7 +1083,8 @@ impl Corpus {
             self.counts.resize(n_types, 0);
         }
         for out in std::iter::once(&a).chain(b.as_ref()) {
-            for (&t, &c) in out.candidates.types.iter().zip(&out.set_counts) {
+            // A task's candidates are one segment, aligned with its `set_counts`.
+            for (&t, &c) in out.candidates.segs.iter().flatten().zip(&out.set_counts) {
                 self.counts[t as usize] += u64::from(c);
             }
             add_report(batch, &out.report);
@@ -1081,7 +1170,7 @@ impl Corpus {
                         t.num_types()
                     )));
                 }
-                if shard.types.iter().any(|&x| x as usize >= t.num_types()) {
+                if shard.segs.iter().flatten().any(|&x| x as usize >= t.num_types()) {
                     return Err(Error::InvalidArgument("shard type id out of range".into()));
                 }
                 for (c, &k) in self.counts.iter_mut().zip(counts) {
@@ -1100,16 +1189,15 @@ impl Corpus {
                     .iter()
                     .map(|w| self.words.intern(w))
                     .collect::<Result<Vec<u32>>>()?;
-                if shard.types.iter().any(|&x| x as usize >= map.len()) {
+                if shard.segs.iter().flatten().any(|&x| x as usize >= map.len()) {
                     return Err(Error::InvalidArgument("shard type id out of range".into()));
                 }
-                for t in shard.types.iter_mut() {
+                for t in shard.all_types_mut() {
                     *t = map[*t as usize];
                 }
                 // Sets stay sorted like those built by ingestion.
                 for i in 0..shard.len() {
-                    let (a, b) = (shard.offsets[i], shard.offsets[i + 1]);
-                    shard.types[a..b].sort_unstable();
+                    shard.set_mut(i).sort_unstable();
                 }
                 if self.counts.len() < self.words.names.len() {
                     self.counts.resize(self.words.names.len(), 0);

@@ -265,8 +265,8 @@ fn sharded(
         shard.finish();
         let c = shard.candidates();
         let parts = Candidates::from_parts(
-            c.offsets().to_vec(),
-            c.flat_types().to_vec(),
+            c.offsets(),
+            c.flat_types(),
             c.rows().to_vec(),
             c.windows().to_vec(),
             c.tokens().to_vec(),

@@ -11,10 +11,7 @@ use pyo3::types::PyDict;
 use pyo3_arrow::PyArray as ArrowArray;
 use zipcal_core as core;
 
-/// Tokenization allocates many small short-lived buffers; mimalloc serves them far
-/// faster than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod alloc;
 
 fn err(py: Python<'_>, e: core::Error) -> PyErr {
     let class = match &e {
@@ -345,7 +342,10 @@ impl Corpus {
             column: column.to_string(),
         };
         let report = py
-            .detach(|| inner.add_arrow(array.array().as_ref(), first_row, &origin, replace))
+            .detach(|| {
+                let _retain = alloc::Retain::new();
+                inner.add_arrow(array.array().as_ref(), first_row, &origin, replace)
+            })
             .map_err(|e| err(py, e))?;
         report_dict(py, &report)
     }
@@ -360,6 +360,7 @@ impl Corpus {
         let inner = &mut self.inner;
         let report = py
             .detach(|| {
+                let _retain = alloc::Retain::new();
                 let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
                 inner.add_texts(&refs, first_row)
             })
@@ -374,9 +375,9 @@ impl Corpus {
     fn shard_parts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.inner.candidates();
         let d = PyDict::new(py);
-        let offsets: Vec<u64> = c.offsets().iter().map(|&o| o as u64).collect();
+        let offsets: Vec<u64> = c.offsets().into_iter().map(|o| o as u64).collect();
         d.set_item("offsets", offsets.into_pyarray(py))?;
-        d.set_item("types", c.flat_types().to_vec().into_pyarray(py))?;
+        d.set_item("types", c.flat_types().into_pyarray(py))?;
         d.set_item("rows", c.rows().to_vec().into_pyarray(py))?;
         d.set_item("windows", c.windows().to_vec().into_pyarray(py))?;
         d.set_item("tokens", c.tokens().to_vec().into_pyarray(py))?;
@@ -428,6 +429,7 @@ impl Corpus {
         };
         let inner = &mut self.inner;
         py.detach(|| {
+            let _retain = alloc::Retain::new();
             let num_types = names.as_ref().map_or(counts.len(), Vec::len);
             let offsets: Vec<usize> = offsets.into_iter().map(|o| o as usize).collect();
             let shard =
