@@ -57,6 +57,52 @@ fn pair(bytes: &[u8]) -> (usize, usize) {
     (off as usize, len as usize)
 }
 
+/// An inline key (zero-padded to [`INLINE_KEY`] bytes) as two little-endian words:
+/// bytes 0..8 and bytes 6..14.
+type Probe = (u64, u64);
+
+#[inline]
+fn words_of(key: &[u8; INLINE_KEY]) -> Probe {
+    (
+        u64::from_le_bytes(key[0..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(key[6..14].try_into().expect("8 bytes")),
+    )
+}
+
+/// The [`Probe`] of `key` as an inline key would store it; keys too long to be
+/// inline get a value that is never compared.
+#[inline]
+fn probe_of(key: &[u8]) -> Probe {
+    if key.len() > INLINE_KEY {
+        return (0, 0);
+    }
+    let v = le_padded(key);
+    (v as u64, (v >> 48) as u64)
+}
+
+/// `key` (at most 16 bytes) read as a little-endian integer, zero-extended, with
+/// at most two overlapping loads and no byte loop.
+#[inline]
+fn le_padded(key: &[u8]) -> u128 {
+    let n = key.len();
+    debug_assert!(n <= 16);
+    if n >= 8 {
+        let a = u64::from_le_bytes(key[..8].try_into().expect("8 bytes")) as u128;
+        let b = u64::from_le_bytes(key[n - 8..n].try_into().expect("8 bytes")) as u128;
+        // `b` holds bytes n-8..n; drop those already in `a` and move the rest up.
+        a | ((b >> (8 * (16 - n))) << 64)
+    } else if n >= 4 {
+        let a = u32::from_le_bytes(key[..4].try_into().expect("4 bytes")) as u64;
+        let b = u32::from_le_bytes(key[n - 4..n].try_into().expect("4 bytes")) as u64;
+        (a | ((b >> (8 * (8 - n))) << 32)) as u128
+    } else if n > 0 {
+        let (a, b, c) = (key[0] as u128, key[n / 2] as u128, key[n - 1] as u128);
+        a | (b << (8 * (n / 2))) | (c << (8 * (n - 1)))
+    } else {
+        0
+    }
+}
+
 impl Shard {
     #[inline]
     fn key<'s>(&'s self, s: &'s Slot) -> &'s [u8] {
@@ -68,14 +114,15 @@ impl Shard {
         }
     }
 
-    /// Whether slot `s` holds `key`. Inline keys are compared byte by byte in
-    /// place: they are short, and a call to `memcmp` would cost more.
+    /// Whether slot `s` holds `key`, given `probe` = [`probe_of`]`(key)`. Inline keys
+    /// are compared as two machine words (a call to `memcmp` would cost more than
+    /// the comparison itself).
     #[inline]
-    fn key_is(&self, s: &Slot, key: &[u8]) -> bool {
+    fn key_is(&self, s: &Slot, key: &[u8], probe: Probe) -> bool {
         if s.klen == IN_ARENA {
             self.key(s) == key
         } else {
-            s.klen as usize == key.len() && s.key.iter().zip(key).all(|(a, b)| a == b)
+            s.klen as usize == key.len() && words_of(&s.key) == probe
         }
     }
 
@@ -96,13 +143,14 @@ impl Shard {
         }
         let mask = self.slots.len() - 1;
         let tag = tag_of(hash);
+        let probe = probe_of(key);
         let mut i = hash as usize & mask;
         loop {
             let s = &self.slots[i];
             if s.tag == 0 {
                 return None;
             }
-            if s.tag == tag && self.key_is(s, key) {
+            if s.tag == tag && self.key_is(s, key, probe) {
                 return Some(self.value(s));
             }
             i = (i + 1) & mask;
@@ -327,6 +375,67 @@ mod tests {
     fn insert_one(c: &mut ChunkCache, k: &str, v: &[u32]) -> bool {
         let h = c.hash(k);
         c.insert_all(&[(k, h, v)]).is_empty()
+    }
+
+    #[test]
+    fn padded_loads_equal_byte_by_byte_values() {
+        let bytes: Vec<u8> = (0..16u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(201))
+            .collect();
+        for n in 0..=16 {
+            let key = &bytes[..n];
+            let naive = key
+                .iter()
+                .enumerate()
+                .fold(0u128, |v, (i, &b)| v | (b as u128) << (8 * i));
+            assert_eq!(le_padded(key), naive, "length {n}");
+            if n <= INLINE_KEY {
+                let mut inline = [0u8; INLINE_KEY];
+                inline[..n].copy_from_slice(key);
+                assert_eq!(probe_of(key), words_of(&inline), "length {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_that_differ_only_in_one_byte_or_in_length_are_told_apart() {
+        let mut c = ChunkCache::new(10_000);
+        let mut keys = Vec::new();
+        for n in 1..=16 {
+            let base: String = "abcdefghijklmnop"[..n].to_string();
+            keys.push(base.clone());
+            for i in 0..n {
+                let mut b = base.clone().into_bytes();
+                b[i] = b'Z';
+                keys.push(String::from_utf8(b).expect("ascii"));
+            }
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert!(insert_one(&mut c, k, &[i as u32]));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(c.get(k), Some(&[i as u32][..]), "{k:?}");
+        }
+        assert_eq!(c.get("abcdefghijklmnopq"), None);
+        assert_eq!(c.get(""), None);
+        // The comparison alone (lookups above mostly tell keys apart by hash tag).
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        for a in &keys {
+            let mut shard = Shard {
+                capacity: 4,
+                ..Shard::default()
+            };
+            assert!(shard.insert(a.as_bytes(), 1, &[0], &hasher));
+            let slot = *shard
+                .slots
+                .iter()
+                .find(|s| s.tag != 0)
+                .expect("a filled slot");
+            for b in &keys {
+                let same = shard.key_is(&slot, b.as_bytes(), probe_of(b.as_bytes()));
+                assert_eq!(same, a == b, "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

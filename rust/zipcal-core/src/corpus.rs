@@ -123,11 +123,6 @@ impl Candidates {
         &self.segs[s.seg as usize][s.start..s.start + s.len as usize]
     }
 
-    fn set_mut(&mut self, i: usize) -> &mut [u32] {
-        let s = self.spans[i];
-        &mut self.segs[s.seg as usize][s.start..s.start + s.len as usize]
-    }
-
     /// Every stored type id (the sets of all candidates, in no particular order).
     fn all_types_mut(&mut self) -> impl Iterator<Item = &mut u32> {
         self.segs.iter_mut().flatten()
@@ -289,7 +284,14 @@ impl Candidates {
             } else {
                 j += 1;
                 let s = b.spans[j - 1];
-                (&b, j - 1, Span { seg: s.seg + base, ..s })
+                (
+                    &b,
+                    j - 1,
+                    Span {
+                        seg: s.seg + base,
+                        ..s
+                    },
+                )
             };
             out.spans.push(span);
             out.rows.push(src.rows[k]);
@@ -457,6 +459,8 @@ impl<'v, 'a> Task<'v, 'a> {
                 }
                 for &(chunk, h) in &block[..n] {
                     match self.lookup(chunk, h) {
+                        // Most chunks are one word or token: a push, not a memcpy call.
+                        Some(&[id]) => seq.push(id),
                         Some(v) => seq.extend_from_slice(v),
                         None => {
                             missing = true;
@@ -544,27 +548,86 @@ impl<'v, 'a> Task<'v, 'a> {
             self.out.report.short_candidates += 1;
             return;
         }
-        self.scratch.clear();
-        self.scratch
-            .extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
-        self.scratch.sort_unstable();
         let c = &mut self.out.candidates;
         let set = c.tail();
         let start = set.len();
-        let mut i = 0;
-        while i < self.scratch.len() {
-            let t = self.scratch[i];
-            let mut j = i + 1;
-            while j < self.scratch.len() && self.scratch[j] == t {
-                j += 1;
+        let counts = &mut self.out.set_counts;
+        let max = toks.iter().copied().filter(|&t| t != NO_TYPE).max();
+        match max {
+            None => {}
+            Some(max) if (max as usize) < DEDUPE_TYPES => {
+                DEDUPE.with(|d| d.borrow_mut().distinct(toks, max, set, counts))
             }
-            self.out.set_counts.push((j - i) as u32);
-            set.push(t);
-            i = j;
+            Some(_) => {
+                self.scratch.clear();
+                self.scratch
+                    .extend(toks.iter().copied().filter(|&t| t != NO_TYPE));
+                self.scratch.sort_unstable();
+                let mut i = 0;
+                while i < self.scratch.len() {
+                    let t = self.scratch[i];
+                    let mut j = i + 1;
+                    while j < self.scratch.len() && self.scratch[j] == t {
+                        j += 1;
+                    }
+                    counts.push((j - i) as u32);
+                    set.push(t);
+                    i = j;
+                }
+            }
         }
         c.close(start, row, window, toks.len() as u64);
         self.out.report.candidates += 1;
         self.out.report.tokens += toks.len() as u64;
+    }
+}
+
+/// Candidates whose type ids are all below this are deduplicated with a per-thread
+/// table indexed by type id (8 bytes per type, so at most 32 MiB per thread), the
+/// others by sorting.
+const DEDUPE_TYPES: usize = 1 << 22;
+
+/// Per-thread table for deduplicating a candidate's types in one pass.
+#[derive(Default)]
+struct Dedupe {
+    /// For type `t`: the stamp of the candidate that last met it (high 32 bits) and
+    /// its index in that candidate's set (low 32 bits).
+    seen: Vec<u64>,
+    /// Stamp of the current candidate (never 0, the value of a fresh entry).
+    stamp: u32,
+}
+
+thread_local! {
+    static DEDUPE: std::cell::RefCell<Dedupe> = std::cell::RefCell::new(Dedupe::default());
+}
+
+impl Dedupe {
+    /// Append the distinct types of `toks` (all below `max + 1`, [`NO_TYPE`] skipped)
+    /// to `set` in order of first appearance, and their occurrences to `counts`.
+    fn distinct(&mut self, toks: &[u32], max: u32, set: &mut Vec<u32>, counts: &mut Vec<u32>) {
+        if self.seen.len() <= max as usize {
+            self.seen.resize(max as usize + 1, 0);
+        }
+        if self.stamp == u32::MAX {
+            self.seen.fill(0);
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        let stamp = u64::from(self.stamp) << 32;
+        let base = counts.len();
+        for &t in toks {
+            if t == NO_TYPE {
+                continue;
+            }
+            let e = &mut self.seen[t as usize];
+            if *e & !0xffff_ffff == stamp {
+                counts[base + (*e as u32) as usize] += 1;
+            } else {
+                *e = stamp | (counts.len() - base) as u64;
+                set.push(t);
+                counts.push(1);
+            }
+        }
     }
 }
 
@@ -1170,7 +1233,12 @@ impl Corpus {
                         t.num_types()
                     )));
                 }
-                if shard.segs.iter().flatten().any(|&x| x as usize >= t.num_types()) {
+                if shard
+                    .segs
+                    .iter()
+                    .flatten()
+                    .any(|&x| x as usize >= t.num_types())
+                {
                     return Err(Error::InvalidArgument("shard type id out of range".into()));
                 }
                 for (c, &k) in self.counts.iter_mut().zip(counts) {
@@ -1189,15 +1257,16 @@ impl Corpus {
                     .iter()
                     .map(|w| self.words.intern(w))
                     .collect::<Result<Vec<u32>>>()?;
-                if shard.segs.iter().flatten().any(|&x| x as usize >= map.len()) {
+                if shard
+                    .segs
+                    .iter()
+                    .flatten()
+                    .any(|&x| x as usize >= map.len())
+                {
                     return Err(Error::InvalidArgument("shard type id out of range".into()));
                 }
                 for t in shard.all_types_mut() {
                     *t = map[*t as usize];
-                }
-                // Sets stay sorted like those built by ingestion.
-                for i in 0..shard.len() {
-                    shard.set_mut(i).sort_unstable();
                 }
                 if self.counts.len() < self.words.names.len() {
                     self.counts.resize(self.words.names.len(), 0);

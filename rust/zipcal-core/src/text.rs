@@ -73,6 +73,30 @@ impl<'a> Chunks<'a> {
     }
 }
 
+/// Index of the first ASCII space in `bytes` at or after `from` (`bytes.len()` if
+/// none), eight bytes at a time.
+#[inline]
+fn next_space(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        let x = w ^ (ONES * u64::from(b' '));
+        // The lowest set high bit marks the first zero byte of `x` (borrows only
+        // cause false marks above a true one).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return i + (zero.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && bytes[i] != b' ' {
+        i += 1;
+    }
+    i
+}
+
 #[inline]
 fn prev_is_space(text: &str, i: usize) -> bool {
     // i > 0, i is a char boundary
@@ -96,6 +120,7 @@ fn next_is_space(text: &str, i: usize) -> bool {
 impl<'a> Iterator for Chunks<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         let bytes = self.text.as_bytes();
         let start = self.pos;
@@ -104,8 +129,10 @@ impl<'a> Iterator for Chunks<'a> {
         }
         // A chunk always contains the character at `start`; look for a boundary after it.
         let mut i = start + 1;
-        while i < bytes.len() {
-            if bytes[i] == b' ' && !prev_is_space(self.text, i) && !next_is_space(self.text, i + 1)
+        loop {
+            i = next_space(bytes, i);
+            if i >= bytes.len()
+                || (!prev_is_space(self.text, i) && !next_is_space(self.text, i + 1))
             {
                 break;
             }
@@ -143,6 +170,44 @@ mod tests {
         );
         assert_eq!(Chunks::new("").count(), 0);
         assert_eq!(Chunks::new(" a").collect::<Vec<_>>(), vec![" a"]);
+    }
+
+    /// The chunker's boundary rule, one character at a time.
+    fn naive_chunks(t: &str) -> Vec<&str> {
+        let chars: Vec<(usize, char)> = t.char_indices().collect();
+        let mut cuts = vec![0];
+        for k in 1..chars.len() {
+            let (i, c) = chars[k];
+            let next_space = chars.get(k + 1).is_none_or(|&(_, n)| is_space(n));
+            if c == ' ' && !is_space(chars[k - 1].1) && !next_space {
+                cuts.push(i);
+            }
+        }
+        cuts.push(t.len());
+        if t.is_empty() {
+            return Vec::new();
+        }
+        cuts.windows(2).map(|w| &t[w[0]..w[1]]).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunks_equal_the_rule_applied_char_by_char(
+            t in proptest::string::string_regex("[ a-zé\\t\\n\u{3000}\u{1c}.,]{0,60}").expect("regex")
+        ) {
+            let fast: Vec<&str> = Chunks::new(&t).collect();
+            proptest::prop_assert_eq!(fast, naive_chunks(&t));
+        }
+
+        #[test]
+        fn next_space_finds_the_first_space(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b' ', b'a', 0x80, 0xa0, 0x00, 0x21, 0x1f]), 0..40),
+            from in 0usize..41
+        ) {
+            let from = from.min(bytes.len());
+            let naive = bytes[from..].iter().position(|&b| b == b' ').map_or(bytes.len(), |p| from + p);
+            proptest::prop_assert_eq!(next_space(&bytes, from), naive);
+        }
     }
 
     #[test]

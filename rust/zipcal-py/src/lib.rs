@@ -669,6 +669,7 @@ fn get_num_threads() -> usize {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    alloc::configure();
     m.add_class::<Segmenter>()?;
     m.add_class::<Corpus>()?;
     m.add_function(wrap_pyfunction!(segment_words, m)?)?;
