@@ -352,7 +352,7 @@ pub struct Corpus {
 }
 
 /// What one task produced.
-struct TaskOut {
+struct TaskOut<'t> {
     candidates: Candidates,
     /// Occurrences of each entry of `candidates`' type lists (aligned with them).
     set_counts: Vec<u32>,
@@ -363,21 +363,28 @@ struct TaskOut {
     /// chunk the pair `[MISSING, index into misses]`. `partial_ends[i]` ends document i.
     partial: Vec<u32>,
     partial_ends: Vec<usize>,
-    /// Distinct chunks missing from the cache, in order of first appearance.
-    misses: Vec<Miss>,
-}
-
-/// A chunk missing from the cache: bytes `start..end` of document `doc` of the batch.
-#[derive(Clone, Copy)]
-struct Miss {
-    doc: usize,
-    start: usize,
-    end: usize,
-    hash: u64,
+    /// Distinct chunks missing from the cache (with their hashes), in order of
+    /// first appearance.
+    misses: Vec<Hashed<'t>>,
 }
 
 /// Chunks encoded together in one tokenizer call.
 const JOIN_CHUNKS: usize = 64;
+
+/// Chunks per parallel job when new chunks are resolved in words mode.
+const WORD_BLOCK: usize = 1024;
+
+/// The words of a block of chunks, resolved as far as the known words allow.
+#[derive(Default)]
+struct WordBlock {
+    /// Word ids of all chunks, [`NEW_WORD`] for words not yet interned.
+    ids: Vec<u32>,
+    /// End of each chunk's ids.
+    ends: Vec<usize>,
+    /// The new words' text, concatenated, and where each ends.
+    new: String,
+    new_ends: Vec<usize>,
+}
 
 /// Marks a word not yet interned while a chunk is resolved.
 const NEW_WORD: u32 = u32::MAX;
@@ -389,26 +396,26 @@ const LOOKAHEAD: usize = 16;
 const MISSING: u32 = u32::MAX - 1;
 
 /// Read-only view shared by the tasks of a batch.
-struct View<'a> {
+struct View<'a, 't> {
     segmenter: &'a Segmenter,
     cache: &'a ChunkCache,
     /// Chunks resolved for this batch only (cache full, or too long to cache).
-    extra: &'a AHashMap<&'a str, Box<[u32]>>,
+    extra: &'a AHashMap<&'t str, Box<[u32]>>,
     config: &'a CorpusConfig,
     chunked: bool,
 }
 
 /// Per-task state.
-struct Task<'v, 'a> {
-    view: &'v View<'a>,
-    out: TaskOut,
-    seen_misses: HashedMap<'a, u32>,
+struct Task<'v, 'a, 't> {
+    view: &'v View<'a, 't>,
+    out: TaskOut<'t>,
+    seen_misses: HashedMap<'t, u32>,
     seq: Vec<u32>,
     scratch: Vec<u32>,
 }
 
-impl<'v, 'a> Task<'v, 'a> {
-    fn new(view: &'v View<'a>) -> Self {
+impl<'v, 'a, 't> Task<'v, 'a, 't> {
+    fn new(view: &'v View<'a, 't>) -> Self {
         Task {
             view,
             out: TaskOut {
@@ -438,16 +445,15 @@ impl<'v, 'a> Task<'v, 'a> {
     /// chunk from the cache. A document with chunks missing from the cache is deferred:
     /// its sequence so far is kept with a marker per missing chunk, and each distinct
     /// missing chunk is recorded once (as a byte range of its first document).
-    fn doc(&mut self, k: usize, text: &'a str, row: u64) -> Result<()> {
+    fn doc(&mut self, k: usize, text: &'t str, row: u64) -> Result<()> {
         let mut seq = std::mem::take(&mut self.seq);
         seq.clear();
         let mut missing = false;
         if self.view.chunked {
-            let base = text.as_ptr() as usize;
             let cache = self.view.cache;
             // Chunks are hashed and their cache slots prefetched a block ahead of
             // their lookups, so that the memory reads of a block overlap.
-            let mut block: [(&'a str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
+            let mut block: [(&'t str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
             let mut chunks = Chunks::new(text);
             loop {
                 let mut n = 0;
@@ -470,13 +476,7 @@ impl<'v, 'a> Task<'v, 'a> {
                                 hash: h,
                             };
                             let idx = *self.seen_misses.entry(key).or_insert_with(|| {
-                                let start = chunk.as_ptr() as usize - base;
-                                self.out.misses.push(Miss {
-                                    doc: k,
-                                    start,
-                                    end: start + chunk.len(),
-                                    hash: h,
-                                });
+                                self.out.misses.push(key);
                                 next
                             });
                             seq.extend_from_slice(&[MISSING, idx]);
@@ -501,26 +501,32 @@ impl<'v, 'a> Task<'v, 'a> {
         Ok(())
     }
 
-    /// Finish a deferred document: replace its missing-chunk markers by their types.
-    fn finish_doc(
-        &mut self,
-        partial: &[u32],
-        misses: &[Miss],
-        texts: &[Option<&str>],
-        row: u64,
-    ) -> Result<()> {
+    /// The types of a task's missing chunks, now resolved (their cache slots are
+    /// read a block ahead, as in [`Task::doc`]).
+    fn resolve_misses(&self, misses: &[Hashed<'t>]) -> Result<Vec<&'v [u32]>> {
+        let mut out = Vec::with_capacity(misses.len());
+        for (k, m) in misses.iter().enumerate() {
+            if k % LOOKAHEAD == 0 {
+                for ahead in &misses[k..misses.len().min(k + LOOKAHEAD)] {
+                    self.view.cache.prefetch(ahead.hash);
+                }
+            }
+            out.push(self.lookup(m.text, m.hash).ok_or_else(|| {
+                Error::InvalidInput(format!("internal: chunk {:?} was not resolved", m.text))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Finish a deferred document: replace its missing-chunk markers by their types
+    /// (`resolved`, indexed like the task's misses).
+    fn finish_doc(&mut self, partial: &[u32], resolved: &[&[u32]], row: u64) -> Result<()> {
         let mut seq = std::mem::take(&mut self.seq);
         seq.clear();
         let mut i = 0;
         while i < partial.len() {
             if partial[i] == MISSING {
-                let m = misses[partial[i + 1] as usize];
-                let chunk =
-                    &texts[m.doc].expect("a missing chunk comes from a text")[m.start..m.end];
-                let v = self.lookup(chunk, m.hash).ok_or_else(|| {
-                    Error::InvalidInput(format!("internal: chunk {chunk:?} was not resolved"))
-                })?;
-                seq.extend_from_slice(v);
+                seq.extend_from_slice(resolved[partial[i + 1] as usize]);
                 i += 2;
             } else {
                 seq.push(partial[i]);
@@ -970,12 +976,12 @@ impl Corpus {
         let first: Vec<TaskOut> = first.into_iter().collect::<Result<_>>()?;
 
         // (2) tokenize each distinct missing chunk once
-        let mut seen: HashedMap<()> = HashedMap::default();
-        let mut unique: Vec<Hashed> = Vec::new();
+        let total: usize = first.iter().map(|o| o.misses.len()).sum();
+        let mut seen: HashedMap<()> =
+            HashedMap::with_capacity_and_hasher(total, Default::default());
+        let mut unique: Vec<Hashed> = Vec::with_capacity(total);
         for out in &first {
-            for m in &out.misses {
-                let text = &texts[m.doc].expect("a deferred document has text")[m.start..m.end];
-                let key = Hashed { text, hash: m.hash };
+            for &key in &out.misses {
                 if seen.insert(key, ()).is_none() {
                     unique.push(key);
                 }
@@ -1025,12 +1031,12 @@ impl Corpus {
                             return Ok(None);
                         }
                         let mut task = Task::new(&view);
+                        let resolved = task.resolve_misses(&out.misses)?;
                         let mut start = 0;
                         for (&k, &end) in out.deferred.iter().zip(&out.partial_ends) {
                             task.finish_doc(
                                 &out.partial[start..end],
-                                &out.misses,
-                                texts,
+                                &resolved,
                                 first_row + k as u64,
                             )?;
                             start = end;
@@ -1100,47 +1106,56 @@ impl Corpus {
                     .collect())
             }
             Segmenter::Words => {
-                // In parallel: segment, lowercase and look up the words already known;
-                // a word not yet known is kept as text, with a marker in its place.
-                // Then, in order: intern the new words (ids by first appearance).
+                // In parallel, a block of chunks per job: segment, lowercase and look
+                // up the words already known; a word not yet known is kept as text,
+                // with a marker in its place. Then, in order: intern the new words
+                // (ids by first appearance).
                 let known = &self.words.ids;
-                let resolved: Vec<(Vec<u32>, Vec<String>)> = crate::threads::install(|| {
+                let blocks: Vec<WordBlock> = crate::threads::install(|| {
                     chunks
-                        .par_iter()
-                        .map(|c| {
+                        .par_chunks(WORD_BLOCK)
+                        .map(|block| {
+                            let mut b = WordBlock::default();
                             let mut buf = String::new();
-                            let mut ids = Vec::new();
-                            let mut new = Vec::new();
-                            for w in words(c) {
-                                lowercase_into(w, &mut buf);
-                                match known.get(buf.as_str()) {
-                                    Some(&id) => ids.push(id),
-                                    None => {
-                                        ids.push(NEW_WORD);
-                                        new.push(buf.clone());
+                            for c in block {
+                                for w in words(c) {
+                                    lowercase_into(w, &mut buf);
+                                    match known.get(buf.as_str()) {
+                                        Some(&id) => b.ids.push(id),
+                                        None => {
+                                            b.ids.push(NEW_WORD);
+                                            b.new.push_str(&buf);
+                                            b.new_ends.push(b.new.len());
+                                        }
                                     }
                                 }
+                                b.ends.push(b.ids.len());
                             }
-                            (ids, new)
+                            b
                         })
                         .collect()
                 });
-                resolved
-                    .into_iter()
-                    .map(|(mut ids, new)| {
-                        let mut new = new.iter();
-                        for id in ids.iter_mut().filter(|id| **id == NEW_WORD) {
-                            let w = new.next().expect("one new word per marker");
-                            *id = self.words.intern(w)?;
-                        }
-                        Ok(ids.into_boxed_slice())
-                    })
-                    .collect()
+                let mut out = Vec::with_capacity(chunks.len());
+                for mut b in blocks {
+                    let mut new = b.new_ends.iter();
+                    let mut from = 0;
+                    for id in b.ids.iter_mut().filter(|id| **id == NEW_WORD) {
+                        let to = *new.next().expect("one new word per marker");
+                        *id = self.words.intern(&b.new[from..to])?;
+                        from = to;
+                    }
+                    let mut start = 0;
+                    for &end in &b.ends {
+                        out.push(b.ids[start..end].into());
+                        start = end;
+                    }
+                }
+                Ok(out)
             }
         }
     }
 
-    fn merge(&mut self, a: TaskOut, b: Option<TaskOut>, batch: &mut IngestReport) {
+    fn merge(&mut self, a: TaskOut<'_>, b: Option<TaskOut<'_>>, batch: &mut IngestReport) {
         let n_types = self.num_types();
         if self.counts.len() < n_types {
             self.counts.resize(n_types, 0);

@@ -38,9 +38,97 @@ pub fn lowercase_into(word: &str, buf: &mut String) {
 }
 
 /// Words of `text` in tokenizer-free mode: Unicode (UAX #29) word segments that
-/// contain at least one alphanumeric character, in original case.
-pub fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.unicode_words()
+/// contain at least one alphanumeric character, in original case. ASCII text takes
+/// a direct scanner that applies the same rules ([`AsciiWords`]).
+pub fn words(text: &str) -> Words<'_> {
+    if text.is_ascii() {
+        Words::Ascii(AsciiWords { text, pos: 0 })
+    } else {
+        Words::Unicode(text.unicode_words())
+    }
+}
+
+/// The iterator of [`words`].
+pub enum Words<'a> {
+    Ascii(AsciiWords<'a>),
+    Unicode(unicode_segmentation::UnicodeWords<'a>),
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Words::Ascii(w) => w.next(),
+            Words::Unicode(w) => w.next(),
+        }
+    }
+}
+
+/// UAX #29 word segments of an ASCII text that contain a letter or digit. On ASCII
+/// the rules reduce to: letters, digits and `_` (ALetter, Numeric, ExtendNumLet)
+/// join each other (WB5, WB8-WB10, WB13a-b); one `:` `.` `'` between two letters
+/// joins them (WB6-WB7); one `,` `;` `.` `'` between two digits joins them
+/// (WB11-WB12); everything else breaks. Tested against `unicode-segmentation`.
+pub struct AsciiWords<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+#[inline]
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+impl<'a> Iterator for AsciiWords<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.text.as_bytes();
+        let n = b.len();
+        loop {
+            let mut i = self.pos;
+            while i < n && !is_word_byte(b[i]) {
+                i += 1;
+            }
+            if i >= n {
+                self.pos = n;
+                return None;
+            }
+            let start = i;
+            let mut alnum = false;
+            while i < n {
+                let c = b[i];
+                if is_word_byte(c) {
+                    alnum |= c != b'_';
+                    i += 1;
+                    continue;
+                }
+                // A single joiner between two letters or two digits.
+                if i + 1 < n {
+                    let (p, q) = (b[i - 1], b[i + 1]);
+                    let letters = p.is_ascii_alphabetic()
+                        && q.is_ascii_alphabetic()
+                        && matches!(c, b':' | b'.' | b'\'');
+                    let digits = p.is_ascii_digit()
+                        && q.is_ascii_digit()
+                        && matches!(c, b',' | b';' | b'.' | b'\'');
+                    if letters || digits {
+                        i += 2;
+                        alnum = true;
+                        continue;
+                    }
+                }
+                break;
+            }
+            self.pos = i;
+            if alnum {
+                // The range starts and ends at ASCII bytes, so on char boundaries.
+                return Some(&self.text[start..i]);
+            }
+        }
+    }
 }
 
 /// Byte spans (start, end) of the words of `text`, lazily.
@@ -207,6 +295,32 @@ mod tests {
             let from = from.min(bytes.len());
             let naive = bytes[from..].iter().position(|&b| b == b' ').map_or(bytes.len(), |p| from + p);
             proptest::prop_assert_eq!(next_space(&bytes, from), naive);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn ascii_words_equal_uax29_words(
+            t in proptest::string::string_regex("[aZz09_'.:,; \\t\\n\\r\x0b\x0c\"!#$&()*+/<=>?@\\[\\]^`{|}~-]{0,40}").expect("regex")
+        ) {
+            let fast: Vec<&str> = words(&t).collect();
+            let uax: Vec<&str> = t.unicode_words().collect();
+            proptest::prop_assert_eq!(fast, uax);
+        }
+    }
+
+    #[test]
+    fn ascii_words_on_edge_cases() {
+        for t in [
+            "Don't stop, 3.14 e-mail a.b.c a..b 1,000.5 1,,0 a:b 1:2 a'1 1'a x_y _ __a_ a_.b",
+            "'a' .5 5. a1.b 3.14abc abc3.14 can't've 1;2 a;b \r\n\x0b end.",
+            "",
+            "...",
+        ] {
+            let fast: Vec<&str> = words(t).collect();
+            let uax: Vec<&str> = t.unicode_words().collect();
+            assert_eq!(fast, uax, "{t:?}");
         }
     }
 
