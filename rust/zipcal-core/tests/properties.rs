@@ -12,6 +12,44 @@ fn sets_strategy() -> impl Strategy<Value = Vec<Vec<u32>>> {
         .prop_map(|v| v.into_iter().map(|s| s.into_iter().collect()).collect())
 }
 
+/// Large enough for the lazy greedy's re-evaluations to come in big (parallel)
+/// batches; many duplicate sets make ties that only the index breaks.
+#[test]
+fn lazy_equals_naive_on_large_inputs() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut sets: Vec<Vec<u32>> = Vec::new();
+    for _ in 0..3000 {
+        if !sets.is_empty() && next(4) == 0 {
+            let copy = sets[next(sets.len() as u64) as usize].clone();
+            sets.push(copy);
+            continue;
+        }
+        let len = next(60) as usize;
+        let mut s: Vec<u32> = (0..len)
+            .map(|_| (next(2000) * next(2000) / 2000) as u32)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        sets.push(s);
+    }
+    let c = Candidates::from_sets(&sets);
+    let counts: Vec<u64> = (0..2000).map(|_| next(1000)).collect();
+    for weighting in [Weighting::Uniform, Weighting::Zipf] {
+        let w = type_weights(&counts, weighting);
+        let lazy = lazy_greedy(&c, &w, 400).unwrap();
+        let naive = naive_greedy(&c, &w, 400).unwrap();
+        assert_eq!(lazy.order, naive.order, "{weighting:?}");
+        assert_eq!(lazy.gains, naive.gains, "{weighting:?}");
+        assert!(lazy.evaluations < naive.evaluations);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
