@@ -115,7 +115,12 @@ pub struct ByteBpe {
     added_first: [bool; 128],
     added: Vec<String>,
     chars: [char; 256],
+    /// Identifies this encoder to the per-thread memo of pieces.
+    id: u64,
 }
+
+/// Source of [`ByteBpe::id`]s.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn str_is(v: Option<&Value>, default: &str, want: &str) -> bool {
     match v {
@@ -204,6 +209,7 @@ impl ByteBpe {
             added_first,
             added,
             chars,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -224,6 +230,12 @@ impl ByteBpe {
         let start = out.len();
         WORK.with(|w| {
             let w = &mut *w.borrow_mut();
+            if w.owner != self.id {
+                // The memo belongs to another encoder (another tokenizer).
+                w.memo.clear();
+                w.memo_ids.clear();
+                w.owner = self.id;
+            }
             let mut i = 0;
             while i < s.len() {
                 let end = piece_end(s, i);
@@ -258,11 +270,25 @@ impl ByteBpe {
             out.push(w.ids[0]);
             return true;
         }
+        // Pieces recur across chunks (" word" in " word," and " word."): their
+        // merges are remembered per thread.
+        if let Some(&(at, len)) = w.memo.get(p) {
+            out.extend_from_slice(&w.memo_ids[at as usize..(at + len) as usize]);
+            return true;
+        }
         self.merge(w);
+        let start = out.len();
         let mut k = 0;
         while k < w.ids.len() {
             out.push(w.ids[k]);
             k = w.next[k];
+        }
+        if w.memo.len() < MEMO_PIECES {
+            if let Ok(at) = u32::try_from(w.memo_ids.len()) {
+                let ids = &out[start..];
+                w.memo_ids.extend_from_slice(ids);
+                w.memo.insert(p.into(), (at, ids.len() as u32));
+            }
         }
         true
     }
@@ -319,7 +345,10 @@ thread_local! {
     static WORK: RefCell<Work> = RefCell::new(Work::default());
 }
 
-/// Scratch space of one encoding.
+/// Most pieces whose merges a thread remembers.
+const MEMO_PIECES: usize = 1 << 20;
+
+/// Scratch space of one encoding, and the thread's remembered pieces.
 #[derive(Default)]
 struct Work {
     ids: Vec<u32>,
@@ -327,6 +356,11 @@ struct Work {
     prev: Vec<usize>,
     live: Vec<bool>,
     queue: BinaryHeap<Reverse<(u32, usize, u32)>>,
+    /// Piece bytes -> (start, length) of its ids in `memo_ids`.
+    memo: AHashMap<Box<[u8]>, (u32, u32)>,
+    memo_ids: Vec<u32>,
+    /// The [`ByteBpe::id`] the memo belongs to.
+    owner: u64,
 }
 
 #[cfg(test)]
@@ -363,6 +397,41 @@ mod tests {
         assert_eq!(pieces(" 'x '"), [" '", "x", " '"]);
         assert_eq!(pieces("\x0bA\x1cB"), ["\x0b", "A", "\x1c", "B"]);
         assert_eq!(pieces("'"), ["'"]);
+    }
+
+    /// A byte-level BPE over "a".."d" whose merges depend on `order`.
+    fn tiny(order: [(&str, &str); 2]) -> ByteBpe {
+        let vocab: serde_json::Map<String, Value> = ["a", "b", "c", "d", "ab", "bc", "Ġ", "Ġa"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), Value::from(i)))
+            .collect();
+        let merges: Vec<String> = order
+            .iter()
+            .map(|(l, r)| format!("{l} {r}"))
+            .chain(["Ġ a".to_string()])
+            .collect();
+        let config = serde_json::json!({
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+            "model": {"type": "BPE", "vocab": vocab, "merges": merges},
+            "added_tokens": [],
+        });
+        ByteBpe::from_config(&config).expect("a fast-path tokenizer")
+    }
+
+    #[test]
+    fn the_piece_memo_never_mixes_two_encoders() {
+        // "abc" is [ab, c] when a+b ranks first, [a, bc] when b+c does.
+        let first = tiny([("a", "b"), ("b", "c")]);
+        let second = tiny([("b", "c"), ("a", "b")]);
+        for _ in 0..3 {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            assert!(first.encode("abc abc", &mut x));
+            assert!(second.encode("abc abc", &mut y));
+            assert_eq!(x, [4, 2, 6, 4, 2], "first");
+            assert_eq!(y, [0, 5, 7, 5], "second");
+        }
     }
 
     #[test]

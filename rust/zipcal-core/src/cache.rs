@@ -103,6 +103,28 @@ fn le_padded(key: &[u8]) -> u128 {
     }
 }
 
+/// Byte equality of two longer keys, eight bytes at a time (the last load overlaps
+/// the one before), without a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 impl Shard {
     #[inline]
     fn key<'s>(&'s self, s: &'s Slot) -> &'s [u8] {
@@ -120,7 +142,7 @@ impl Shard {
     #[inline]
     fn key_is(&self, s: &Slot, key: &[u8], probe: Probe) -> bool {
         if s.klen == IN_ARENA {
-            self.key(s) == key
+            same_bytes(self.key(s), key)
         } else {
             s.klen as usize == key.len() && words_of(&s.key) == probe
         }
@@ -393,6 +415,21 @@ mod tests {
                 let mut inline = [0u8; INLINE_KEY];
                 inline[..n].copy_from_slice(key);
                 assert_eq!(probe_of(key), words_of(&inline), "length {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_byte_equality() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for n in 0..40 {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &base[..n + 1]));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 0x40;
+                assert!(!same_bytes(a, &b), "length {n}, byte {i}");
             }
         }
     }
