@@ -163,11 +163,6 @@ fn take(set: &[u32], covered: &mut [bool]) -> u64 {
     new
 }
 
-/// Re-evaluations at most per batch in [`lazy_greedy`], and the batch size from
-/// which they run in parallel.
-const MAX_BATCH: usize = 4096;
-const PARALLEL_EVALUATIONS: usize = 64;
-
 /// Exact greedy with lazy evaluation: stale gains are upper bounds (gains only
 /// shrink as coverage grows), so a re-evaluated candidate that still beats every
 /// other bound is the true arg-max.
@@ -200,46 +195,23 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
         evaluations: c.len() as u64,
     };
     for round in 0..n as u32 {
-        // Stale keys at the top of the heap are re-evaluated in batches that double
-        // while the top stays stale (large ones in parallel). A key evaluated this
-        // round is exact and every other key is an upper bound, so a fresh top is
-        // the exact arg-max: the picks are those of one-at-a-time lazy greedy.
-        let mut batch = 1;
         loop {
-            let top = *heap.peek().expect("n <= number of candidates");
+            let mut top = heap.pop().expect("n <= number of candidates");
             let i = unpack_index(top);
-            if fresh_in[i] == round {
-                heap.pop();
-                out.covered_types += take(c.set(i), &mut covered);
-                out.order.push(i);
-                out.gains.push(unpack_gain(top));
-                break;
-            }
-            let mut stale = Vec::with_capacity(batch);
-            while stale.len() < batch {
-                match heap.peek() {
-                    Some(&k) if fresh_in[unpack_index(k)] != round => {
-                        stale.push(unpack_index(k));
-                        heap.pop();
-                    }
-                    _ => break,
+            if fresh_in[i] != round {
+                let set = c.set(i);
+                top = pack(gain(set, weights, &covered), set.len() as u64, i);
+                fresh_in[i] = round;
+                out.evaluations += 1;
+                if heap.peek().is_some_and(|&next| top < next) {
+                    heap.push(top);
+                    continue;
                 }
             }
-            let eval = |&i: &usize| {
-                let set = c.set(i);
-                pack(gain(set, weights, &covered), set.len() as u64, i)
-            };
-            let fresh: Vec<u128> = if stale.len() >= PARALLEL_EVALUATIONS {
-                crate::threads::install(|| stale.par_iter().map(eval).collect())
-            } else {
-                stale.iter().map(eval).collect()
-            };
-            for (&i, key) in stale.iter().zip(fresh) {
-                fresh_in[i] = round;
-                heap.push(key);
-            }
-            out.evaluations += stale.len() as u64;
-            batch = (batch * 2).min(MAX_BATCH);
+            out.covered_types += take(c.set(i), &mut covered);
+            out.order.push(i);
+            out.gains.push(unpack_gain(top));
+            break;
         }
     }
     Ok(out)
