@@ -44,38 +44,12 @@ fn bench_ingest(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Bytes(bytes));
 
-    let words = Arc::new(Segmenter::Words);
-    g.bench_function("words", |b| {
-        b.iter_batched(
-            || fresh(&words),
-            |mut corpus| {
-                common::ingest(&mut corpus, black_box(&texts), 0);
-                corpus
-            },
-            BatchSize::PerIteration,
-        )
-    });
-
-    g.bench_function("words_warm", |b| {
-        b.iter_batched(
-            || {
-                let mut corpus = fresh(&words);
-                common::ingest(&mut corpus, &texts, 0);
-                corpus
-            },
-            |mut corpus| {
-                common::ingest(&mut corpus, black_box(&texts), rows);
-                corpus
-            },
-            BatchSize::PerIteration,
-        )
-    });
-
-    if let Some(bpe) = common::bpe_segmenter() {
-        let bpe = Arc::new(bpe);
-        g.bench_function("gpt2_cold", |b| {
+    // Cold: into a fresh corpus. Warm: a second pass into a corpus that already
+    // ingested the same texts.
+    let mut cold_and_warm = |cold: &str, warm: &str, segmenter: &Arc<Segmenter>| {
+        g.bench_function(cold, |b| {
             b.iter_batched(
-                || fresh(&bpe),
+                || fresh(segmenter),
                 |mut corpus| {
                     common::ingest(&mut corpus, black_box(&texts), 0);
                     corpus
@@ -83,10 +57,10 @@ fn bench_ingest(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
-        g.bench_function("gpt2_warm", |b| {
+        g.bench_function(warm, |b| {
             b.iter_batched(
                 || {
-                    let mut corpus = fresh(&bpe);
+                    let mut corpus = fresh(segmenter);
                     common::ingest(&mut corpus, &texts, 0);
                     corpus
                 },
@@ -97,6 +71,10 @@ fn bench_ingest(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+    };
+    cold_and_warm("words", "words_warm", &Arc::new(Segmenter::Words));
+    if let Some(bpe) = common::bpe_segmenter() {
+        cold_and_warm("gpt2_cold", "gpt2_warm", &Arc::new(bpe));
     }
     g.finish();
 }
