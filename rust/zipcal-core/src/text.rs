@@ -278,7 +278,17 @@ mod tests {
         cuts.windows(2).map(|w| &t[w[0]..w[1]]).collect()
     }
 
+    /// Unit-test proptests: no failure files (proptest looks for them beside a
+    /// crate root it cannot find from inside `src/`).
+    fn config(cases: u32) -> proptest::prelude::ProptestConfig {
+        proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::with_cases(cases)
+        }
+    }
+
     proptest::proptest! {
+        #![proptest_config(config(256))]
         #[test]
         fn chunks_equal_the_rule_applied_char_by_char(
             t in proptest::string::string_regex("[ a-zé\\t\\n\u{3000}\u{1c}.,]{0,60}").expect("regex")
@@ -299,7 +309,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #![proptest_config(config(2000))]
         #[test]
         fn ascii_words_equal_uax29_words(
             t in proptest::string::string_regex("[aZz09_'.:,; \\t\\n\\r\x0b\x0c\"!#$&()*+/<=>?@\\[\\]^`{|}~-]{0,40}").expect("regex")
