@@ -187,7 +187,8 @@ def _read_pool() -> pa.MemoryPool:
     """The Arrow memory pool for decoding files: jemalloc where this pyarrow has it.
     Batches are decoded, then held while they are ingested; jemalloc keeps the freed
     buffers for the next batch, where the default pool tends to give them back to the
-    OS and fault them in again (measured: a third of the CPU time of reading)."""
+    OS and fault them in again (measured on a 200 MB run: system time 0.6-0.8 s with
+    the default pool, 0.3-0.35 s with jemalloc)."""
     global _POOL
     if _POOL is None:
         try:

@@ -101,9 +101,7 @@ impl Candidates {
     pub fn from_sets(sets: &[Vec<u32>]) -> Self {
         let mut c = Candidates::new();
         for (i, s) in sets.iter().enumerate() {
-            let start = c.tail().len();
-            c.tail().extend_from_slice(s);
-            c.close(start, i as u64, 0, s.len() as u64);
+            c.push_set(s, i as u64, 0, s.len() as u64);
         }
         c
     }
@@ -162,11 +160,11 @@ impl Candidates {
         self.tokens.push(tokens);
     }
 
-    /// Copy candidate `i` of `src` to the end.
-    fn push_from(&mut self, src: &Candidates, i: usize) {
+    /// Append a candidate with type set `set`.
+    fn push_set(&mut self, set: &[u32], row: u64, window: u32, tokens: u64) {
         let start = self.tail().len();
-        self.tail().extend_from_slice(src.set(i));
-        self.close(start, src.rows[i], src.windows[i], src.tokens[i]);
+        self.tail().extend_from_slice(set);
+        self.close(start, row, window, tokens);
     }
 
     /// Rebuild candidates from their flat parts (as exported by [`Candidates::offsets`],
@@ -246,7 +244,7 @@ impl Candidates {
     fn retain(&mut self, keep: &[bool]) {
         let mut out = Candidates::new();
         for (i, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
-            out.push_from(self, i);
+            out.push_set(self.set(i), self.rows[i], self.windows[i], self.tokens[i]);
         }
         *self = out;
     }
@@ -444,7 +442,7 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     /// Process document `k` of the batch (text `text`, row `row`), resolving every
     /// chunk from the cache. A document with chunks missing from the cache is deferred:
     /// its sequence so far is kept with a marker per missing chunk, and each distinct
-    /// missing chunk is recorded once (as a byte range of its first document).
+    /// missing chunk is recorded once (its text and hash).
     fn doc(&mut self, k: usize, text: &'t str, row: u64) -> Result<()> {
         let mut seq = std::mem::take(&mut self.seq);
         seq.clear();

@@ -12,8 +12,8 @@ fn sets_strategy() -> impl Strategy<Value = Vec<Vec<u32>>> {
         .prop_map(|v| v.into_iter().map(|s| s.into_iter().collect()).collect())
 }
 
-/// Large enough for the lazy greedy's re-evaluations to come in big (parallel)
-/// batches; many duplicate sets make ties that only the index breaks.
+/// Many candidates, many rounds of lazy re-evaluation; many duplicate sets make
+/// ties that only the index breaks.
 #[test]
 fn lazy_equals_naive_on_large_inputs() {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
