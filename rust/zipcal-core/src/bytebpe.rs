@@ -106,8 +106,8 @@ fn byte_chars() -> [char; 256] {
 pub struct ByteBpe {
     /// Token id of each ASCII byte's character ([`NONE`] if missing from the vocabulary).
     initial: [u32; 128],
-    /// (left id, right id) -> (rank, merged id).
-    merges: AHashMap<(u32, u32), (u32, u32)>,
+    /// [`pair_key`]`(left id, right id)` -> (rank, merged id).
+    merges: AHashMap<u64, (u32, u32)>,
     /// With `ignore_merges`: the vocabulary, to take a whole piece when it is a token.
     whole: Option<AHashMap<String, u32>>,
     /// ASCII bytes that start an added token, and the added tokens' texts: chunks
@@ -183,7 +183,10 @@ impl ByteBpe {
                 _ => return None,
             };
             let merged = id(&format!("{a}{b}"))?;
-            merges.insert((id(a)?, id(b)?), (u32::try_from(rank).ok()?, merged));
+            merges.insert(
+                pair_key(id(a)?, id(b)?),
+                (u32::try_from(rank).ok()?, merged),
+            );
         }
         let chars = byte_chars();
         let mut initial = [NONE; 128];
@@ -276,12 +279,17 @@ impl ByteBpe {
             out.extend_from_slice(&w.memo_ids[at as usize..(at + len) as usize]);
             return true;
         }
-        self.merge(w);
         let start = out.len();
-        let mut k = 0;
-        while k < w.ids.len() {
-            out.push(w.ids[k]);
-            k = w.next[k];
+        if w.ids.len() <= SHORT_PIECE {
+            self.merge_short(w);
+            out.extend_from_slice(&w.ids);
+        } else {
+            self.merge(w);
+            let mut k = 0;
+            while k < w.ids.len() {
+                out.push(w.ids[k]);
+                k = w.next[k];
+            }
         }
         if w.memo.len() < MEMO_PIECES {
             if let Ok(at) = u32::try_from(w.memo_ids.len()) {
@@ -291,6 +299,50 @@ impl ByteBpe {
             }
         }
         true
+    }
+
+    /// (rank, merged id) of the pair `(left, right)`, rank [`NONE`] if it never merges.
+    #[inline]
+    fn pair(&self, left: u32, right: u32) -> (u32, u32) {
+        self.merges
+            .get(&pair_key(left, right))
+            .copied()
+            .unwrap_or((NONE, NONE))
+    }
+
+    /// [`ByteBpe::merge`] for short pieces, on a plain array: merge the adjacent pair
+    /// of lowest rank (leftmost of equal ones) until none merges. This is the rule of
+    /// the queue in `merge` without the queue: a queued pair is applied there only if
+    /// it is still adjacent, and the pair at a position only grows as it merges, so
+    /// the queue's valid minimum is the minimum over the current pairs. Each merge
+    /// looks up only the two pairs it changes. `w.ids` ends as the piece's tokens.
+    fn merge_short(&self, w: &mut Work) {
+        let ids = &mut w.ids;
+        let ranks = &mut w.ranks;
+        ranks.clear();
+        ranks.extend(ids.windows(2).map(|p| self.pair(p[0], p[1])));
+        loop {
+            let mut at = usize::MAX;
+            let mut best = NONE;
+            for (k, &(rank, _)) in ranks.iter().enumerate() {
+                if rank < best {
+                    best = rank;
+                    at = k;
+                }
+            }
+            if at == usize::MAX {
+                return;
+            }
+            ids[at] = ranks[at].1;
+            ids.remove(at + 1);
+            ranks.remove(at);
+            if at < ranks.len() {
+                ranks[at] = self.pair(ids[at], ids[at + 1]);
+            }
+            if at > 0 {
+                ranks[at - 1] = self.pair(ids[at - 1], ids[at]);
+            }
+        }
     }
 
     /// Merge the symbols of `w.ids` in place: `w.next` links the live symbols (from
@@ -305,7 +357,7 @@ impl ByteBpe {
         w.live.resize(n, true);
         w.queue.clear();
         for k in 0..n - 1 {
-            if let Some(&(rank, id)) = self.merges.get(&(w.ids[k], w.ids[k + 1])) {
+            if let Some(&(rank, id)) = self.merges.get(&pair_key(w.ids[k], w.ids[k + 1])) {
                 w.queue.push(Reverse((rank, k, id)));
             }
         }
@@ -315,7 +367,12 @@ impl ByteBpe {
                 continue;
             }
             // A queued pair is stale when the symbols at `k` have changed since.
-            if self.merges.get(&(w.ids[k], w.ids[right])).map(|m| m.1) != Some(id) {
+            if self
+                .merges
+                .get(&pair_key(w.ids[k], w.ids[right]))
+                .map(|m| m.1)
+                != Some(id)
+            {
                 continue;
             }
             w.ids[k] = id;
@@ -327,12 +384,12 @@ impl ByteBpe {
             }
             let before = w.prev[k];
             if before < n {
-                if let Some(&(rank, merged)) = self.merges.get(&(w.ids[before], id)) {
+                if let Some(&(rank, merged)) = self.merges.get(&pair_key(w.ids[before], id)) {
                     w.queue.push(Reverse((rank, before, merged)));
                 }
             }
             if after < n {
-                if let Some(&(rank, merged)) = self.merges.get(&(id, w.ids[after])) {
+                if let Some(&(rank, merged)) = self.merges.get(&pair_key(id, w.ids[after])) {
                     w.queue.push(Reverse((rank, k, merged)));
                 }
             }
@@ -343,6 +400,16 @@ impl ByteBpe {
 thread_local! {
     /// Scratch space reused by the encodings of a thread.
     static WORK: RefCell<Work> = RefCell::new(Work::default());
+}
+
+/// Pieces of at most this many bytes are merged by [`ByteBpe::merge_short`] (its
+/// scans are quadratic in the length; the queue of [`ByteBpe::merge`] is not).
+const SHORT_PIECE: usize = 32;
+
+/// Key of the merge of an adjacent pair of token ids.
+#[inline]
+fn pair_key(left: u32, right: u32) -> u64 {
+    (u64::from(left) << 32) | u64::from(right)
 }
 
 /// Most pieces whose merges a thread remembers.
@@ -356,6 +423,8 @@ struct Work {
     prev: Vec<usize>,
     live: Vec<bool>,
     queue: BinaryHeap<Reverse<(u32, usize, u32)>>,
+    /// (rank, merged id) of each adjacent pair, for `merge_short`.
+    ranks: Vec<(u32, u32)>,
     /// Piece bytes -> (start, length) of its ids in `memo_ids`.
     memo: AHashMap<Box<[u8]>, (u32, u32)>,
     memo_ids: Vec<u32>,
@@ -431,6 +500,73 @@ mod tests {
             assert!(second.encode("abc abc", &mut y));
             assert_eq!(x, [4, 2, 6, 4, 2], "first");
             assert_eq!(y, [0, 5, 7, 5], "second");
+        }
+    }
+
+    /// A random byte-level BPE over "a".."e": merges of random pairs of tokens, some
+    /// of them producing the same token from different pairs ("ab"+"c", "a"+"bc").
+    fn random_bpe(seed: u64) -> ByteBpe {
+        let mut state = seed | 1;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut tokens: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let mut merges: Vec<(String, String)> = Vec::new();
+        for _ in 0..60 {
+            let (l, r) = (
+                tokens[next(tokens.len())].clone(),
+                tokens[next(tokens.len())].clone(),
+            );
+            if merges.iter().any(|(a, b)| *a == l && *b == r) {
+                continue;
+            }
+            let joined = format!("{l}{r}");
+            if !tokens.contains(&joined) {
+                tokens.push(joined);
+            }
+            merges.push((l, r));
+        }
+        let vocab: serde_json::Map<String, Value> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), Value::from(i)))
+            .collect();
+        let merges: Vec<String> = merges.iter().map(|(l, r)| format!("{l} {r}")).collect();
+        let config = serde_json::json!({
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
+            "model": {"type": "BPE", "vocab": vocab, "merges": merges},
+            "added_tokens": [],
+        });
+        ByteBpe::from_config(&config).expect("a fast-path tokenizer")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 3000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// The array merge of short pieces gives the queue's tokens.
+        #[test]
+        fn short_merge_equals_queue_merge(seed in 1u64.., piece in "[a-e]{2,32}") {
+            let bpe = random_bpe(seed);
+            let initial: Vec<u32> = piece.bytes().map(|b| bpe.initial[b as usize]).collect();
+            let mut w = Work { ids: initial.clone(), ..Work::default() };
+            bpe.merge(&mut w);
+            let mut queued = Vec::new();
+            let mut k = 0;
+            while k < w.ids.len() {
+                queued.push(w.ids[k]);
+                k = w.next[k];
+            }
+            let mut w = Work { ids: initial, ..Work::default() };
+            bpe.merge_short(&mut w);
+            proptest::prop_assert_eq!(w.ids, queued);
         }
     }
 
