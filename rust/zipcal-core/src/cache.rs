@@ -50,6 +50,14 @@ fn tag_of(hash: u64) -> u32 {
     (hash >> 24) as u32 | 1
 }
 
+/// Home slot of a hash, before masking by the table size: the bits of the tag above
+/// its lowest, so that a table grows without hashing its keys again
+/// (`home(h) == tag_of(h) >> 1`). Shards stay below 2^31 slots.
+#[inline]
+fn home(hash: u64) -> usize {
+    ((hash >> 25) & 0x7fff_ffff) as usize
+}
+
 #[inline]
 fn pair(bytes: &[u8]) -> (usize, usize) {
     let off = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
@@ -166,7 +174,7 @@ impl Shard {
         let mask = self.slots.len() - 1;
         let tag = tag_of(hash);
         let probe = probe_of(key);
-        let mut i = hash as usize & mask;
+        let mut i = home(hash) & mask;
         loop {
             let s = &self.slots[i];
             if s.tag == 0 {
@@ -179,28 +187,36 @@ impl Shard {
         }
     }
 
-    /// Place a filled slot whose hash is `hash` (the key is known to be absent).
-    fn place(&mut self, slot: Slot, hash: u64) {
+    /// Place a filled slot (its key is known to be absent).
+    fn place(&mut self, slot: Slot) {
         let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
+        let mut i = (slot.tag >> 1) as usize & mask;
         while self.slots[i].tag != 0 {
             i = (i + 1) & mask;
         }
         self.slots[i] = slot;
     }
 
-    fn grow(&mut self, hasher: &ahash::RandomState) {
-        let size = (self.slots.len() * 2).max(16);
+    /// Room for `n` entries in all: the slot table grows (once) to the smallest
+    /// power of two that holds them at a load of at most 3/4.
+    fn make_room(&mut self, n: usize) {
+        let n = n.min(self.capacity);
+        if n * 4 > self.slots.len() * 3 {
+            let size = (n * 4).div_ceil(3).next_power_of_two().max(16);
+            self.grow(size);
+        }
+    }
+
+    fn grow(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
         for s in old.into_iter().filter(|s| s.tag != 0) {
-            let h = hasher.hash_one(self.key(&s));
-            self.place(s, h);
+            self.place(s);
         }
     }
 
     /// Insert `key` (absent) unless the shard is full (or its arenas would pass
     /// 4 GiB); returns whether it was inserted.
-    fn insert(&mut self, key: &[u8], hash: u64, ids: &[u32], hasher: &ahash::RandomState) -> bool {
+    fn insert(&mut self, key: &[u8], hash: u64, ids: &[u32]) -> bool {
         let (Ok(key_at), Ok(ids_at)) = (
             u32::try_from(self.keys.len()),
             u32::try_from(self.ids.len()),
@@ -210,9 +226,7 @@ impl Shard {
         if self.len >= self.capacity {
             return false;
         }
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.grow(hasher);
-        }
+        self.make_room(self.len + 1);
         let mut slot = Slot {
             tag: tag_of(hash),
             ..Slot::default()
@@ -235,10 +249,26 @@ impl Shard {
             slot.ids[1] = ids.len() as u32;
             self.ids.extend_from_slice(ids);
         }
-        self.place(slot, hash);
+        self.place(slot);
         self.len += 1;
         true
     }
+}
+
+/// Hint that `items[i]` (if it exists) will be read soon.
+#[inline]
+fn prefetch_at<T>(items: &[T], i: usize) {
+    let Some(item) = items.get(i) else {
+        return;
+    };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, and the address is that of a live item.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(item as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
 }
 
 /// A chunk together with its [`ChunkCache::hash`], usable as a hash-map key without
@@ -296,7 +326,9 @@ impl ChunkCache {
     pub fn new(capacity: usize) -> Self {
         let shards = (0..SHARDS)
             .map(|i| Shard {
-                capacity: capacity / SHARDS + usize::from(i < capacity % SHARDS),
+                // Below 2^30 entries a shard's table stays within the 2^31 slots
+                // that [`home`] addresses.
+                capacity: (capacity / SHARDS + usize::from(i < capacity % SHARDS)).min(1 << 30),
                 ..Shard::default()
             })
             .collect();
@@ -330,15 +362,7 @@ impl ChunkCache {
         if shard.slots.is_empty() {
             return;
         }
-        let slot = &shard.slots[hash as usize & (shard.slots.len() - 1)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint; it never faults, and the address is that of a live slot.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(slot as *const Slot as *const i8);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        prefetch_at(&shard.slots, home(hash) & (shard.slots.len() - 1));
     }
 
     /// Type ids of `chunk`, whose hash is `hash`.
@@ -363,24 +387,45 @@ impl ChunkCache {
     /// Insert distinct chunks absent from the cache, in parallel across shards, each
     /// shard taking its chunks in the given order until it is full. Returns the
     /// positions (in `new`) of the chunks that did not fit.
+    ///
+    /// The chunks a shard takes are placed in the order of their home slots, so that
+    /// the table is written front to back rather than at random.
     pub fn insert_all(&mut self, new: &[NewChunk<'_>]) -> Vec<usize> {
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
         for (i, &(_, h, _)) in new.iter().enumerate() {
             by_shard[(h >> (64 - SHARD_BITS)) as usize].push(i);
         }
-        let hasher = &self.hasher;
         let mut rejected: Vec<usize> = crate::threads::install(|| {
             self.shards
                 .par_iter_mut()
                 .zip(by_shard)
-                .flat_map_iter(|(shard, items)| {
-                    items
-                        .into_iter()
-                        .filter(|&i| {
-                            let (chunk, h, ids) = new[i];
-                            !shard.insert(chunk.as_bytes(), h, ids, hasher)
-                        })
-                        .collect::<Vec<usize>>()
+                .flat_map_iter(|(shard, mut items)| {
+                    let fit = items.len().min(shard.capacity - shard.len);
+                    let mut rejected = items.split_off(fit);
+                    // Room for the whole batch at once: one table growth, one
+                    // reallocation of each arena.
+                    let (mut key_room, mut id_room) = (0, 0);
+                    for &i in &items {
+                        let (chunk, _, ids) = new[i];
+                        key_room += if chunk.len() > INLINE_KEY {
+                            chunk.len()
+                        } else {
+                            0
+                        };
+                        id_room += if ids.len() > INLINE_IDS { ids.len() } else { 0 };
+                    }
+                    shard.keys.reserve(key_room);
+                    shard.ids.reserve(id_room);
+                    shard.make_room(shard.len + items.len());
+                    let mask = shard.slots.len().saturating_sub(1);
+                    items.sort_unstable_by_key(|&i| (home(new[i].1) & mask, i));
+                    for i in items {
+                        let (chunk, h, ids) = new[i];
+                        if !shard.insert(chunk.as_bytes(), h, ids) {
+                            rejected.push(i);
+                        }
+                    }
+                    rejected
                 })
                 .collect()
         });
@@ -456,13 +501,12 @@ mod tests {
         assert_eq!(c.get("abcdefghijklmnopq"), None);
         assert_eq!(c.get(""), None);
         // The comparison alone (lookups above mostly tell keys apart by hash tag).
-        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
         for a in &keys {
             let mut shard = Shard {
                 capacity: 4,
                 ..Shard::default()
             };
-            assert!(shard.insert(a.as_bytes(), 1, &[0], &hasher));
+            assert!(shard.insert(a.as_bytes(), 1, &[0]));
             let slot = *shard
                 .slots
                 .iter()

@@ -444,8 +444,10 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     /// its sequence so far is kept with a marker per missing chunk, and each distinct
     /// missing chunk is recorded once (its text and hash).
     fn doc(&mut self, k: usize, text: &'t str, row: u64) -> Result<()> {
-        let mut seq = std::mem::take(&mut self.seq);
-        seq.clear();
+        // The sequence is built at the end of `partial`: kept there if the document
+        // is deferred, emitted and cut off otherwise (no copy either way).
+        let mut seq = std::mem::take(&mut self.out.partial);
+        let start = seq.len();
         let mut missing = false;
         if self.view.chunked {
             let cache = self.view.cache;
@@ -488,12 +490,12 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
         }
         if missing {
             self.out.deferred.push(k);
-            self.out.partial.extend_from_slice(&seq);
-            self.out.partial_ends.push(self.out.partial.len());
+            self.out.partial_ends.push(seq.len());
         } else {
-            self.emit_doc(&seq, row);
+            self.emit_doc(&seq[start..], row);
+            seq.truncate(start);
         }
-        self.seq = seq;
+        self.out.partial = seq;
         Ok(())
     }
 
