@@ -92,6 +92,21 @@ def test_selection_stats(words_pool):
     assert ps["types"] == s["types_available"]
 
 
+def test_zipf_exponent_is_the_least_squares_slope():
+    from zipcal.stats import zipf_exponent
+
+    # An exact power law gives its exponent back.
+    ranks = np.arange(1, 5001, dtype=np.float64)
+    assert zipf_exponent(1e9 * ranks**-1.3) == pytest.approx(1.3, abs=1e-9)
+    # On ragged counts (zeros dropped, order ignored) it is the least-squares slope.
+    rng = np.random.default_rng(0)
+    counts = rng.zipf(1.7, size=20000) * rng.integers(0, 2, size=20000)
+    f = np.sort(counts[counts > 0])[::-1].astype(np.float64)
+    slope = np.polyfit(np.log(np.arange(1, len(f) + 1)), np.log(f), 1)[0]
+    assert zipf_exponent(counts) == pytest.approx(-slope, rel=1e-9)
+    assert zipf_exponent(np.array([0, 5, 0])) is None
+
+
 def test_zipcal_covers_more_than_random(words_pool):
     z = zipcal.select(words_pool, 64)
     zc = z.stats["coverage"]
