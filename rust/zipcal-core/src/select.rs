@@ -7,6 +7,7 @@
 //! on summation order, thread count or platform.
 
 use std::cmp::{Ordering, Reverse};
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -187,6 +188,8 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
     let mut heap = BinaryHeap::from(initial);
     // Round in which each candidate's key was last computed.
     let mut fresh_in = vec![0u32; c.len()];
+    // Weights of the types not covered yet (0 once covered): a gain is a plain sum.
+    let mut live = weights.to_vec();
     let mut covered = vec![false; weights.len()];
     let mut out = Greedy {
         order: Vec::with_capacity(n),
@@ -196,25 +199,44 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
     };
     for round in 0..n as u32 {
         loop {
-            let mut top = heap.pop().expect("n <= number of candidates");
-            let i = unpack_index(top);
+            let mut top = heap.peek_mut().expect("n <= number of candidates");
+            let i = unpack_index(*top);
             if fresh_in[i] != round {
+                // Re-evaluated in place; it sinks below any larger bound when the
+                // top is released, and is taken on the next look if it stays on top.
                 let set = c.set(i);
-                top = pack(gain(set, weights, &covered), set.len() as u64, i);
+                *top = pack(live_gain(set, &live), set.len() as u64, i);
                 fresh_in[i] = round;
                 out.evaluations += 1;
-                if heap.peek().is_some_and(|&next| top < next) {
-                    heap.push(top);
-                    continue;
-                }
+                continue;
             }
-            out.covered_types += take(c.set(i), &mut covered);
+            let key = PeekMut::pop(top);
+            out.covered_types += cover(c.set(i), &mut live, &mut covered);
             out.order.push(i);
-            out.gains.push(unpack_gain(top));
+            out.gains.push(unpack_gain(key));
             break;
         }
     }
     Ok(out)
+}
+
+/// Gain of a set given the weights of uncovered types (0 for covered ones).
+#[inline]
+fn live_gain(set: &[u32], live: &[u64]) -> u64 {
+    set.iter().map(|&t| live[t as usize]).sum()
+}
+
+/// Cover a set: its types' live weights drop to 0; returns how many were new.
+fn cover(set: &[u32], live: &mut [u64], covered: &mut [bool]) -> u64 {
+    let mut new = 0;
+    for &t in set {
+        live[t as usize] = 0;
+        if !covered[t as usize] {
+            covered[t as usize] = true;
+            new += 1;
+        }
+    }
+    new
 }
 
 /// Plain greedy: every gain recomputed every round. The reference for tests.
