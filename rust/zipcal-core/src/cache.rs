@@ -273,11 +273,21 @@ fn prefetch_at<T>(items: &[T], i: usize) {
 
 /// A chunk together with its [`ChunkCache::hash`], usable as a hash-map key without
 /// hashing its text again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Hashed<'a> {
     pub text: &'a str,
     pub hash: u64,
 }
+
+impl PartialEq for Hashed<'_> {
+    /// Hashes first: texts are read only when they are likely equal.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for Hashed<'_> {}
 
 impl Hash for Hashed<'_> {
     #[inline]

@@ -586,6 +586,64 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     }
 }
 
+/// Shards of a batch's missing chunks, deduplicated in parallel.
+const MISS_SHARDS: usize = 64;
+
+/// The distinct missing chunks of a batch's tasks, in order of first appearance (task
+/// after task). Each task's misses are split by hash, each shard is deduplicated
+/// by one job (taking tasks in order), and a last pass keeps the first occurrences
+/// in their order. Depends only on the tasks' misses, not on the thread count.
+fn distinct_misses<'t>(outs: &[TaskOut<'t>]) -> Vec<Hashed<'t>> {
+    // Middle bits of the hash: a hash map uses its low bits for the slot and its top
+    // bits as tags, which must stay varied inside a shard.
+    let shard = |h: u64| (h >> 32) as usize & (MISS_SHARDS - 1);
+    let parts: Vec<Vec<Vec<u32>>> = crate::threads::install(|| {
+        outs.par_iter()
+            .map(|o| {
+                let mut p = vec![Vec::new(); MISS_SHARDS];
+                for (k, m) in o.misses.iter().enumerate() {
+                    p[shard(m.hash)].push(k as u32);
+                }
+                p
+            })
+            .collect()
+    });
+    let firsts: Vec<Vec<(u32, u32)>> = crate::threads::install(|| {
+        (0..MISS_SHARDS)
+            .into_par_iter()
+            .map(|s| {
+                let n: usize = parts.iter().map(|p| p[s].len()).sum();
+                let mut seen: HashedMap<()> =
+                    HashedMap::with_capacity_and_hasher(n, Default::default());
+                let mut first = Vec::new();
+                for (t, p) in parts.iter().enumerate() {
+                    for &k in &p[s] {
+                        if seen.insert(outs[t].misses[k as usize], ()).is_none() {
+                            first.push((t as u32, k));
+                        }
+                    }
+                }
+                first
+            })
+            .collect()
+    });
+    let mut keep: Vec<Vec<bool>> = outs.iter().map(|o| vec![false; o.misses.len()]).collect();
+    for &(t, k) in firsts.iter().flatten() {
+        keep[t as usize][k as usize] = true;
+    }
+    let mut unique = Vec::with_capacity(firsts.iter().map(Vec::len).sum());
+    for (o, keep) in outs.iter().zip(&keep) {
+        unique.extend(
+            o.misses
+                .iter()
+                .zip(keep)
+                .filter(|(_, &k)| k)
+                .map(|(m, _)| *m),
+        );
+    }
+    unique
+}
+
 /// Append a chunk's ids. Most chunks are one word or token: a push, not a call to
 /// `memcpy` (measured: unrolling two and three ids as well did not help).
 #[inline]
@@ -984,18 +1042,7 @@ impl Corpus {
         let first: Vec<TaskOut> = first.into_iter().collect::<Result<_>>()?;
 
         // (2) tokenize each distinct missing chunk once
-        let total: usize = first.iter().map(|o| o.misses.len()).sum();
-        let mut seen: HashedMap<()> =
-            HashedMap::with_capacity_and_hasher(total, Default::default());
-        let mut unique: Vec<Hashed> = Vec::with_capacity(total);
-        for out in &first {
-            for &key in &out.misses {
-                if seen.insert(key, ()).is_none() {
-                    unique.push(key);
-                }
-            }
-        }
-        drop(seen);
+        let unique = distinct_misses(&first);
         let mut extra: AHashMap<&str, Box<[u32]>> = AHashMap::new();
         if !unique.is_empty() {
             let chunks: Vec<&str> = unique.iter().map(|u| u.text).collect();

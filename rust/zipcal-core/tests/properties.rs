@@ -77,6 +77,29 @@ proptest! {
         prop_assert_eq!(Chunks::new(&text).collect::<String>(), text);
     }
 
+    /// Word ids are given in order of first appearance in the corpus, whatever the
+    /// task split (a batch's new chunks are deduplicated in parallel by hash shard).
+    #[test]
+    fn word_ids_follow_first_appearance(
+        docs in prop::collection::vec("[a-h]{1,3}( [a-h]{1,3}){0,12}", 1..40),
+        task_bytes in 1usize..80,
+    ) {
+        let texts: Vec<Option<&str>> = docs.iter().map(|d| Some(d.as_str())).collect();
+        let cfg = CorpusConfig { task_bytes, ..CorpusConfig::default() };
+        let mut c = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+        c.add_texts(&texts, 0).unwrap();
+        let mut expected: Vec<String> = Vec::new();
+        for w in docs.iter().flat_map(|d| words(d)) {
+            if !expected.iter().any(|e| e == w) {
+                expected.push(w.to_string());
+            }
+        }
+        let names: Vec<String> = (0..c.num_types() as u32)
+            .map(|t| c.type_name(t).unwrap().to_string())
+            .collect();
+        prop_assert_eq!(names, expected);
+    }
+
     #[test]
     fn ingestion_is_independent_of_batching_and_cache_size(
         docs in prop::collection::vec(prop::option::of("[a-e ]{0,30}|([a-c]{1,3}|[a-c]{12,20}|[a-c]{250,260})( [a-c]{1,18}){0,6}"), 1..30),
