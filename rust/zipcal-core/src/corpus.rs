@@ -384,6 +384,46 @@ struct WordBlock {
     new_ends: Vec<usize>,
 }
 
+/// Type ids of a batch's new chunks, flat: chunk `i`'s ids are
+/// `ids[spans[i].0..spans[i].0 + spans[i].1]`.
+#[derive(Default)]
+struct Resolved {
+    ids: Vec<u32>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Resolved {
+    fn with_capacity(ids: usize, chunks: usize) -> Self {
+        Resolved {
+            ids: Vec::with_capacity(ids),
+            spans: Vec::with_capacity(chunks),
+        }
+    }
+
+    fn get(&self, i: usize) -> &[u32] {
+        let (start, len) = self.spans[i];
+        &self.ids[start..start + len]
+    }
+
+    /// Append the chunks of another (their spans moved past the ids already here).
+    fn append(&mut self, other: Resolved) {
+        let base = self.ids.len();
+        self.ids.extend_from_slice(&other.ids);
+        self.spans.extend(
+            other
+                .spans
+                .into_iter()
+                .map(|(start, len)| (base + start, len)),
+        );
+    }
+
+    /// Give chunk `i` the ids `v` (stored at the end).
+    fn set(&mut self, i: usize, v: &[u32]) {
+        self.spans[i] = (self.ids.len(), v.len());
+        self.ids.extend_from_slice(v);
+    }
+}
+
 /// Marks a word not yet interned while a chunk is resolved.
 const NEW_WORD: u32 = u32::MAX;
 
@@ -1046,26 +1086,19 @@ impl Corpus {
         let mut extra: AHashMap<&str, Box<[u32]>> = AHashMap::new();
         if !unique.is_empty() {
             let chunks: Vec<&str> = unique.iter().map(|u| u.text).collect();
-            let mut seqs: Vec<Option<Box<[u32]>>> = self
-                .resolve_chunks(&chunks)?
-                .into_iter()
-                .map(Some)
-                .collect();
+            let resolved = self.resolve_chunks(&chunks)?;
             // Short chunks go to the cache while it has room; the others are kept
             // for this batch only.
             let (short, long): (Vec<usize>, Vec<usize>) =
                 (0..unique.len()).partition(|&i| chunks[i].len() <= MAX_CACHED_CHUNK);
             let new: Vec<NewChunk> = short
                 .iter()
-                .map(|&i| {
-                    let seq = seqs[i].as_deref().expect("resolved");
-                    (chunks[i], unique[i].hash, seq)
-                })
+                .map(|&i| (chunks[i], unique[i].hash, resolved.get(i)))
                 .collect();
             let rejected = self.cache.insert_all(&new);
             drop(new);
             for i in rejected.into_iter().map(|r| short[r]).chain(long) {
-                extra.insert(chunks[i], seqs[i].take().expect("resolved once"));
+                extra.insert(chunks[i], resolved.get(i).into());
             }
         }
 
@@ -1112,25 +1145,49 @@ impl Corpus {
         Ok(batch)
     }
 
-    /// Type sequences of chunks missing from the cache: tokenized in parallel;
-    /// in words mode new words are interned in order of appearance.
-    fn resolve_chunks(&mut self, chunks: &[&str]) -> Result<Vec<Box<[u32]>>> {
+    /// Type sequences of chunks missing from the cache: tokenized in parallel, a block
+    /// of chunks per job, into flat arrays (no allocation per chunk); in words mode
+    /// new words are interned in order of appearance.
+    fn resolve_chunks(&mut self, chunks: &[&str]) -> Result<Resolved> {
         match &*self.segmenter {
             Segmenter::Tokenizer(t) => {
                 // ASCII chunks of byte-level BPE tokenizers take the fast path. Of the
                 // others, " word"-like ones are encoded in groups, joined into one
                 // text, and the rest one by one.
-                let mut out: Vec<Option<Box<[u32]>>> = crate::threads::install(|| {
-                    chunks.par_iter().map(|c| t.fast_types(c)).collect()
+                let blocks: Vec<(Resolved, Vec<usize>)> = crate::threads::install(|| {
+                    chunks
+                        .par_chunks(WORD_BLOCK)
+                        .enumerate()
+                        .map(|(b, block)| {
+                            let mut r = Resolved::default();
+                            let mut pending = Vec::new();
+                            for (k, c) in block.iter().enumerate() {
+                                let start = r.ids.len();
+                                if !t.push_fast_types(c, &mut r.ids) {
+                                    pending.push(b * WORD_BLOCK + k);
+                                }
+                                r.spans.push((start, r.ids.len() - start));
+                            }
+                            (r, pending)
+                        })
+                        .collect()
                 });
+                let mut out = Resolved::with_capacity(
+                    blocks.iter().map(|(r, _)| r.ids.len()).sum(),
+                    chunks.len(),
+                );
+                let mut pending = Vec::new();
+                for (r, p) in blocks {
+                    out.append(r);
+                    pending.extend(p);
+                }
                 let one = |c: &str| -> Result<Box<[u32]>> {
                     let mut v = Vec::new();
                     t.push_types_plain(c, &mut v)?;
                     Ok(v.into_boxed_slice())
                 };
-                let (joined, single): (Vec<usize>, Vec<usize>) = (0..chunks.len())
-                    .filter(|&i| out[i].is_none())
-                    .partition(|&i| joinable(chunks[i]));
+                let (joined, single): (Vec<usize>, Vec<usize>) =
+                    pending.into_iter().partition(|&i| joinable(chunks[i]));
                 let groups: Vec<Vec<Box<[u32]>>> = crate::threads::install(|| {
                     joined
                         .par_chunks(JOIN_CHUNKS)
@@ -1150,15 +1207,12 @@ impl Corpus {
                         .collect::<Result<_>>()
                 })?;
                 for (i, v) in joined.into_iter().zip(groups.into_iter().flatten()) {
-                    out[i] = Some(v);
+                    out.set(i, &v);
                 }
                 for (i, v) in single.into_iter().zip(singles) {
-                    out[i] = Some(v);
+                    out.set(i, &v);
                 }
-                Ok(out
-                    .into_iter()
-                    .map(|v| v.expect("every chunk is resolved"))
-                    .collect())
+                Ok(out)
             }
             Segmenter::Words => {
                 // In parallel, a block of chunks per job: segment, lowercase and look
@@ -1190,7 +1244,8 @@ impl Corpus {
                         })
                         .collect()
                 });
-                let mut out = Vec::with_capacity(chunks.len());
+                let mut out =
+                    Resolved::with_capacity(blocks.iter().map(|b| b.ids.len()).sum(), chunks.len());
                 for mut b in blocks {
                     let mut new = b.new_ends.iter();
                     let mut from = 0;
@@ -1199,11 +1254,13 @@ impl Corpus {
                         *id = self.words.intern(&b.new[from..to])?;
                         from = to;
                     }
+                    let base = out.ids.len();
                     let mut start = 0;
                     for &end in &b.ends {
-                        out.push(b.ids[start..end].into());
+                        out.spans.push((base + start, end - start));
                         start = end;
                     }
+                    out.ids.extend_from_slice(&b.ids);
                 }
                 Ok(out)
             }

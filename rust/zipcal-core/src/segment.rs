@@ -193,17 +193,10 @@ impl TokenizerTypes {
         self.fast.is_some()
     }
 
-    /// Type ids of a chunk from the byte-level BPE fast path; `None` when there is no
-    /// fast path or the chunk is not for it (then use [`Self::push_types_plain`]).
-    pub fn fast_types(&self, chunk: &str) -> Option<Box<[u32]>> {
-        let mut types = Vec::new();
-        self.push_fast_types(chunk, &mut types)
-            .then(|| types.into_boxed_slice())
-    }
-
-    /// Append the type ids of a chunk from the fast path to `out` and return true;
-    /// false (and `out` unchanged) when there is no fast path or it declines the chunk.
-    fn push_fast_types(&self, chunk: &str, out: &mut Vec<u32>) -> bool {
+    /// Append the type ids of a chunk from the byte-level BPE fast path to `out` and
+    /// return true; false (and `out` unchanged) when there is no fast path or it
+    /// declines the chunk (then use [`Self::push_types_plain`]).
+    pub fn push_fast_types(&self, chunk: &str, out: &mut Vec<u32>) -> bool {
         let start = out.len();
         let Some(fast) = &self.fast else {
             return false;
