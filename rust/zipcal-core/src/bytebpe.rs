@@ -468,17 +468,13 @@ mod tests {
         assert_eq!(pieces("'"), ["'"]);
     }
 
-    /// A byte-level BPE over "a".."d" whose merges depend on `order`.
-    fn tiny(order: [(&str, &str); 2]) -> ByteBpe {
-        let vocab: serde_json::Map<String, Value> = ["a", "b", "c", "d", "ab", "bc", "Ġ", "Ġa"]
+    /// A byte-level BPE tokenizer with these tokens (ids in order) and merges
+    /// ("left right", by rank).
+    fn bpe_of<T: AsRef<str>>(tokens: &[T], merges: &[String]) -> ByteBpe {
+        let vocab: serde_json::Map<String, Value> = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.to_string(), Value::from(i)))
-            .collect();
-        let merges: Vec<String> = order
-            .iter()
-            .map(|(l, r)| format!("{l} {r}"))
-            .chain(["Ġ a".to_string()])
+            .map(|(i, t)| (t.as_ref().to_string(), Value::from(i)))
             .collect();
         let config = serde_json::json!({
             "normalizer": null,
@@ -487,6 +483,16 @@ mod tests {
             "added_tokens": [],
         });
         ByteBpe::from_config(&config).expect("a fast-path tokenizer")
+    }
+
+    /// A byte-level BPE over "a".."d" whose merges depend on `order`.
+    fn tiny(order: [(&str, &str); 2]) -> ByteBpe {
+        let merges: Vec<String> = order
+            .iter()
+            .map(|(l, r)| format!("{l} {r}"))
+            .chain(["Ġ a".to_string()])
+            .collect();
+        bpe_of(&["a", "b", "c", "d", "ab", "bc", "Ġ", "Ġa"], &merges)
     }
 
     #[test]
@@ -529,19 +535,8 @@ mod tests {
             }
             merges.push((l, r));
         }
-        let vocab: serde_json::Map<String, Value> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), Value::from(i)))
-            .collect();
         let merges: Vec<String> = merges.iter().map(|(l, r)| format!("{l} {r}")).collect();
-        let config = serde_json::json!({
-            "normalizer": null,
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
-            "model": {"type": "BPE", "vocab": vocab, "merges": merges},
-            "added_tokens": [],
-        });
-        ByteBpe::from_config(&config).expect("a fast-path tokenizer")
+        bpe_of(&tokens, &merges)
     }
 
     proptest::proptest! {
