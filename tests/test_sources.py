@@ -61,28 +61,20 @@ def test_parquet(tmp_path, texts, ref):
     same(zipcal.select(p, N, **KW), ref)  # pathlib.Path
 
 
-def test_parquet_without_the_low_level_reader(tmp_path, texts, ref, monkeypatch):
-    """Where pyarrow has no low-level reader taking a memory pool, Parquet is read
-    through pyarrow.dataset: same batches, same selection, row groups included."""
+def test_parquet_row_groups(tmp_path, texts):
+    """Some row groups of a file, numbered from the row where the first one starts
+    (the distributed path reads files this way)."""
     import zipcal.sources as src
 
     p = tmp_path / "c.parquet"
     pq.write_table(table_of(texts), p, row_group_size=37)
     opts = src.ReadOptions(text_column="text", batch_rows=50)
-
-    def rows():  # (row, text) of row groups 1 and 2, whatever the batch boundaries
-        return [
-            (b.first_row + i, t)
-            for b in src._parquet(str(p), opts, [1, 2], 37)
-            for i, t in enumerate(b.array.to_pylist())
-        ]
-
-    low = rows()
-    assert src._parquet_reader(str(p)) is not None
-    assert low == list(enumerate(texts))[37:111]
-    monkeypatch.setattr(src, "_parquet_reader", lambda path: None)
-    assert rows() == low
-    same(zipcal.select(str(p), N, **KW), ref)
+    rows = [
+        (b.first_row + i, t)
+        for b in src._parquet(str(p), opts, [1, 2], 37)
+        for i, t in enumerate(b.array.to_pylist())
+    ]
+    assert rows == list(enumerate(texts))[37:111]
 
 
 def test_arrow_ipc_file_and_stream(tmp_path, texts, ref):
