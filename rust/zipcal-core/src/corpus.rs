@@ -375,10 +375,8 @@ const WORD_BLOCK: usize = 1024;
 /// The words of a block of chunks, resolved as far as the known words allow.
 #[derive(Default)]
 struct WordBlock {
-    /// Word ids of all chunks, [`NEW_WORD`] for words not yet interned.
-    ids: Vec<u32>,
-    /// End of each chunk's ids.
-    ends: Vec<usize>,
+    /// Word ids of the block's chunks, [`NEW_WORD`] for words not yet interned.
+    words: Resolved,
     /// The new words' text, concatenated, and where each ends.
     new: String,
     new_ends: Vec<usize>,
@@ -1227,40 +1225,38 @@ impl Corpus {
                             let mut b = WordBlock::default();
                             let mut buf = String::new();
                             for c in block {
+                                let ids = &mut b.words.ids;
+                                let start = ids.len();
                                 for w in words(c) {
                                     lowercase_into(w, &mut buf);
                                     match known.get(buf.as_str()) {
-                                        Some(&id) => b.ids.push(id),
+                                        Some(&id) => ids.push(id),
                                         None => {
-                                            b.ids.push(NEW_WORD);
+                                            ids.push(NEW_WORD);
                                             b.new.push_str(&buf);
                                             b.new_ends.push(b.new.len());
                                         }
                                     }
                                 }
-                                b.ends.push(b.ids.len());
+                                b.words.spans.push((start, ids.len() - start));
                             }
                             b
                         })
                         .collect()
                 });
-                let mut out =
-                    Resolved::with_capacity(blocks.iter().map(|b| b.ids.len()).sum(), chunks.len());
+                let mut out = Resolved::with_capacity(
+                    blocks.iter().map(|b| b.words.ids.len()).sum(),
+                    chunks.len(),
+                );
                 for mut b in blocks {
                     let mut new = b.new_ends.iter();
                     let mut from = 0;
-                    for id in b.ids.iter_mut().filter(|id| **id == NEW_WORD) {
+                    for id in b.words.ids.iter_mut().filter(|id| **id == NEW_WORD) {
                         let to = *new.next().expect("one new word per marker");
                         *id = self.words.intern(&b.new[from..to])?;
                         from = to;
                     }
-                    let base = out.ids.len();
-                    let mut start = 0;
-                    for &end in &b.ends {
-                        out.spans.push((base + start, end - start));
-                        start = end;
-                    }
-                    out.ids.extend_from_slice(&b.ids);
+                    out.append(b.words);
                 }
                 Ok(out)
             }
