@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::cache::{ChunkCache, Hashed, HashedMap, NewChunk};
 use crate::error::{Error, Result};
 use crate::segment::{joinable, Segmenter, NO_TYPE};
-use crate::text::{lowercase_into, words, Chunks};
+use crate::text::{lowercase_into, words, AsciiWords, Chunks};
 
 /// What a candidate is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -439,6 +439,8 @@ struct View<'a, 't> {
     extra: &'a AHashMap<&'t str, Box<[u32]>>,
     config: &'a CorpusConfig,
     chunked: bool,
+    /// Tokenizer-free words mode.
+    words_mode: bool,
 }
 
 /// Per-task state.
@@ -477,6 +479,48 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
             .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
 
+    /// Append the ids of every chunk of `chunks` to `seq`, from the cache; a chunk
+    /// missing from it gets the pair `[MISSING, index into misses]`, and each distinct
+    /// missing chunk is recorded once. Returns whether any was missing.
+    #[inline]
+    fn lookup_all(&mut self, mut chunks: impl Iterator<Item = &'t str>, seq: &mut Vec<u32>) -> bool {
+        let cache = self.view.cache;
+        let mut missing = false;
+        // Chunks are hashed and their cache slots prefetched a block ahead of
+        // their lookups, so that the memory reads of a block overlap.
+        let mut block: [(&'t str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
+        loop {
+            let mut n = 0;
+            for chunk in chunks.by_ref().take(LOOKAHEAD) {
+                let h = cache.hash(chunk);
+                cache.prefetch(h);
+                block[n] = (chunk, h);
+                n += 1;
+            }
+            for &(chunk, h) in &block[..n] {
+                match self.lookup(chunk, h) {
+                    Some(v) => push_ids(seq, v),
+                    None => {
+                        missing = true;
+                        let next = self.out.misses.len() as u32;
+                        let key = Hashed {
+                            text: chunk,
+                            hash: h,
+                        };
+                        let idx = *self.seen_misses.entry(key).or_insert_with(|| {
+                            self.out.misses.push(key);
+                            next
+                        });
+                        seq.extend_from_slice(&[MISSING, idx]);
+                    }
+                }
+            }
+            if n < LOOKAHEAD {
+                return missing;
+            }
+        }
+    }
+
     /// Process document `k` of the batch (text `text`, row `row`), resolving every
     /// chunk from the cache. A document with chunks missing from the cache is deferred:
     /// its sequence so far is kept with a marker per missing chunk, and each distinct
@@ -488,41 +532,13 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
         let start = seq.len();
         let mut missing = false;
         if self.view.chunked {
-            let cache = self.view.cache;
-            // Chunks are hashed and their cache slots prefetched a block ahead of
-            // their lookups, so that the memory reads of a block overlap.
-            let mut block: [(&'t str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
-            let mut chunks = Chunks::new(text);
-            loop {
-                let mut n = 0;
-                for chunk in chunks.by_ref().take(LOOKAHEAD) {
-                    let h = cache.hash(chunk);
-                    cache.prefetch(h);
-                    block[n] = (chunk, h);
-                    n += 1;
-                }
-                for &(chunk, h) in &block[..n] {
-                    match self.lookup(chunk, h) {
-                        Some(v) => push_ids(&mut seq, v),
-                        None => {
-                            missing = true;
-                            let next = self.out.misses.len() as u32;
-                            let key = Hashed {
-                                text: chunk,
-                                hash: h,
-                            };
-                            let idx = *self.seen_misses.entry(key).or_insert_with(|| {
-                                self.out.misses.push(key);
-                                next
-                            });
-                            seq.extend_from_slice(&[MISSING, idx]);
-                        }
-                    }
-                }
-                if n < LOOKAHEAD {
-                    break;
-                }
-            }
+            // In words mode, ASCII text is looked up word by word (the cache then holds
+            // words as well as chunks; a word's ids are the same either way).
+            missing = if self.view.words_mode && text.is_ascii() {
+                self.lookup_all(AsciiWords::new(text), &mut seq)
+            } else {
+                self.lookup_all(Chunks::new(text), &mut seq)
+            };
         } else if let Segmenter::Tokenizer(t) = self.view.segmenter {
             t.push_types_plain(text, &mut seq)?;
         }
@@ -1040,6 +1056,7 @@ impl Corpus {
             Segmenter::Words => true,
             Segmenter::Tokenizer(t) => t.chunkable(),
         };
+        let words_mode = matches!(&*self.segmenter, Segmenter::Words);
         let no_extra = AHashMap::new();
 
         // (1) resolve from the cache
@@ -1050,6 +1067,7 @@ impl Corpus {
                 extra: &no_extra,
                 config: &self.config,
                 chunked,
+                words_mode,
             };
             crate::threads::install(|| {
                 bounds
@@ -1108,6 +1126,7 @@ impl Corpus {
                 extra: &extra,
                 config: &self.config,
                 chunked,
+                words_mode,
             };
             crate::threads::install(|| {
                 first
