@@ -276,6 +276,52 @@ def test_fast_path_equals_tokenizers_on_random_ascii(tok_setup, parts):
     assert seg.types_chunked(doc).astype(np.int64).tolist() == want, repr(doc)
 
 
+_PARTS = st.lists(
+    st.one_of(
+        st.sampled_from(_ASCII_FRAGMENTS),
+        st.text(alphabet=string.ascii_letters, min_size=1, max_size=40),
+        st.text(alphabet=string.printable + "\x0b\x0c\x1c\x1f\x7f", max_size=12),
+    ),
+    max_size=30,
+)
+
+
+def _check_ingestion(text: str, tok, seg, docs: List[str]) -> None:
+    """Ingest ``docs`` twice (the second time every cache key is known) and compare
+    each document's token count and type set, and the pool's type counts, with the
+    Python ``tokenizers`` encoding."""
+    docs = [d for d in docs if d.strip()]
+    if not docs:
+        return
+    pool = zipcal.load_pool(docs + docs, tokenizer=text, min_tokens=1, progress=False)
+    table = seg.token_types().astype(np.int64)
+    want_counts = np.zeros(len(table), dtype=np.int64)
+    by_row = {int(r): i for i, r in enumerate(pool.rows)}
+    for k, doc in enumerate(docs):
+        ids = tok.encode(doc, add_special_tokens=False).ids
+        types = [int(table[i]) for i in ids if table[i] != ht.NO_TYPE]
+        for t in types:
+            want_counts[t] += 2
+        for row in (k, k + len(docs)):
+            if row not in by_row:  # no token at all
+                assert not ids, repr(doc)
+                continue
+            i = by_row[row]
+            assert int(pool.tokens[i]) == len(ids), repr(doc)
+            assert sorted(pool.corpus.candidate_types(i).tolist()) == sorted(set(types)), repr(doc)
+    got = pool.counts.astype(np.int64)
+    assert got.tolist() == want_counts[: len(got)].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(_PARTS.map("".join), min_size=1, max_size=6))
+def test_ingestion_equals_tokenizers_on_random_ascii(tok_setup, docs):
+    """Through the corpus: ASCII documents are looked up piece by piece where the
+    byte-level fast path applies (chunk by chunk otherwise); same types either way."""
+    name, text, tok, seg = tok_setup
+    _check_ingestion(text, tok, seg, docs)
+
+
 def test_fast_path_with_an_added_token_declines_only_chunks_holding_it():
     """An added token keeps the fast path on; chunks that contain its text go
     through the pipeline (which splits the token out), the others do not."""
@@ -298,3 +344,6 @@ def test_fast_path_with_an_added_token_declines_only_chunks_holding_it():
         assert (next_id in ids) == ("helloqz" in doc)
         want = [int(table[i]) for i in ids]
         assert seg.types_chunked(doc).astype(np.int64).tolist() == want, doc
+    # through the corpus: documents holding the added token's first byte are looked
+    # up chunk by chunk, the others piece by piece
+    _check_ingestion(text, tok, seg, ["helloqz world", "x helloqz y", "no added token", "it's 3 o'clock"])

@@ -84,6 +84,27 @@ fn piece_end(s: &[u8], i: usize) -> usize {
     }
 }
 
+/// The pieces of ASCII text under the GPT-2 split pattern, in order.
+pub struct Pieces<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        if start >= self.text.len() {
+            return None;
+        }
+        self.pos = piece_end(self.text.as_bytes(), start);
+        // ASCII text: every index is a char boundary.
+        Some(&self.text[start..self.pos])
+    }
+}
+
 /// GPT-2's byte -> character map of byte-level BPE.
 fn byte_chars() -> [char; 256] {
     let direct =
@@ -114,6 +135,8 @@ pub struct ByteBpe {
     /// containing one of those texts are left to the pipeline.
     added_first: [bool; 128],
     added: Vec<String>,
+    /// The distinct bytes of `added_first`.
+    added_bytes: Vec<u8>,
     chars: [char; 256],
     /// Identifies this encoder to the per-thread memo of pieces.
     id: u64,
@@ -205,15 +228,27 @@ impl ByteBpe {
                 _ => {}
             }
         }
+        let added_bytes = (0..128u8).filter(|&b| added_first[b as usize]).collect();
         Some(ByteBpe {
             initial,
             merges,
             whole: ignore_merges.then_some(vocab),
             added_first,
             added,
+            added_bytes,
             chars,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    /// The pieces of `text` when this encoder takes each of them (the text is ASCII
+    /// and holds no byte that starts an added token), else `None`. The ids of the
+    /// pieces, each encoded alone, are the ids of the text: a piece of a piece is
+    /// itself, and [`ByteBpe::encode`] encodes a text piece by piece.
+    pub fn pieces<'a>(&self, text: &'a str) -> Option<Pieces<'a>> {
+        let b = text.as_bytes();
+        (b.is_ascii() && !self.added_bytes.iter().any(|x| b.contains(x)))
+            .then_some(Pieces { text, pos: 0 })
     }
 
     /// Append the token ids of `chunk` to `out` and return true; or return false,
@@ -563,6 +598,47 @@ mod tests {
             bpe.merge_short(&mut w);
             proptest::prop_assert_eq!(w.ids, queued);
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Pieces as cache keys: each piece, split alone, is itself (so encoding it
+        /// alone gives its ids inside the text), and the pieces of a text are those of
+        /// its chunks (no piece crosses a chunk boundary).
+        #[test]
+        fn pieces_split_alone_and_follow_chunks(
+            t in "[aZ09 \t\n\r\x0b'.,!<-]{0,40}"
+        ) {
+            let all: Vec<&str> = Pieces { text: &t, pos: 0 }.collect();
+            proptest::prop_assert_eq!(all.concat(), t.clone());
+            for p in &all {
+                let again: Vec<&str> = Pieces { text: p, pos: 0 }.collect();
+                proptest::prop_assert_eq!(again, vec![*p]);
+            }
+            let by_chunk: Vec<&str> = crate::text::Chunks::new(&t)
+                .flat_map(|c| Pieces { text: c, pos: 0 })
+                .collect();
+            proptest::prop_assert_eq!(by_chunk, all);
+        }
+    }
+
+    #[test]
+    fn pieces_only_for_ascii_without_added_token_bytes() {
+        let mut tokens: Vec<String> = byte_chars()[..128].iter().map(|c| c.to_string()).collect();
+        tokens.sort();
+        tokens.dedup();
+        let mut bpe = bpe_of(&tokens, &[]);
+        let p: Option<Vec<&str>> = bpe.pieces("it's <b> fine").map(Iterator::collect);
+        assert_eq!(p, Some(vec!["it", "'s", " <", "b", ">", " fine"]));
+        assert!(bpe.pieces("café").is_none());
+        bpe.added_bytes = vec![b'<'];
+        assert!(bpe.pieces("it's <b> fine").is_none());
+        assert!(bpe.pieces("no marker").is_some());
     }
 
     #[test]

@@ -532,10 +532,21 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
         let start = seq.len();
         let mut missing = false;
         if self.view.chunked {
-            // In words mode, ASCII text is looked up word by word (the cache then holds
-            // words as well as chunks; a word's ids are the same either way).
+            // Keys finer than chunks where the whole text allows: its words in words
+            // mode when it is ASCII, its byte-level pieces where a tokenizer's fast
+            // path takes it (`piece_keys`). A word or piece recurs more often than the
+            // chunks around it (" China," and " China." are two chunks), so fewer
+            // keys are new and the table is smaller; a key's ids are those of its
+            // text whatever the key. (Splitting only the ASCII chunks of other texts
+            // was measured slower: 1 GB words mode, 6.7-7.1 s against 6.6-6.7 s.)
+            let pieces = match self.view.segmenter {
+                Segmenter::Tokenizer(t) => t.piece_keys(text),
+                Segmenter::Words => None,
+            };
             missing = if self.view.words_mode && text.is_ascii() {
                 self.lookup_all(AsciiWords::new(text), &mut seq)
+            } else if let Some(pieces) = pieces {
+                self.lookup_all(pieces, &mut seq)
             } else {
                 self.lookup_all(Chunks::new(text), &mut seq)
             };

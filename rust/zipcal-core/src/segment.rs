@@ -210,6 +210,17 @@ impl TokenizerTypes {
         true
     }
 
+    /// Cache keys for `text` finer than its chunks, where the fast path splits it:
+    /// its pieces under the byte-level split pattern (see [`ByteBpe::pieces`]); a
+    /// piece recurs more often than the chunks around it (" word" in " word," and
+    /// " word."). `None`: use the chunks.
+    pub fn piece_keys<'a>(&self, text: &'a str) -> Option<crate::bytebpe::Pieces<'a>> {
+        if !self.chunkable {
+            return None;
+        }
+        self.fast.as_ref()?.pieces(text)
+    }
+
     /// Append the type ids of a chunk (a piece of text that [`Chunks`] yields, or a
     /// whole text) to `out`: through the fast path when it takes the chunk, else
     /// through the tokenizer's pipeline. Both give the same types.

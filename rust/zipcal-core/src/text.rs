@@ -240,48 +240,6 @@ impl<'a> Iterator for Chunks<'a> {
     }
 }
 
-/// Cache keys of a text in words mode: each ASCII chunk's words, and each other
-/// chunk whole (segmented when it is first resolved). Words never cross a chunk
-/// boundary, so the words of the keys, in order, are the words of the text; ASCII
-/// keys are words, which repeat more than the chunks around them.
-pub fn word_keys(text: &str) -> WordKeys<'_> {
-    if text.is_ascii() {
-        WordKeys {
-            chunks: Chunks::new(""),
-            words: AsciiWords::new(text),
-        }
-    } else {
-        WordKeys {
-            chunks: Chunks::new(text),
-            words: AsciiWords::new(""),
-        }
-    }
-}
-
-/// The iterator of [`word_keys`].
-pub struct WordKeys<'a> {
-    chunks: Chunks<'a>,
-    words: AsciiWords<'a>,
-}
-
-impl<'a> Iterator for WordKeys<'a> {
-    type Item = &'a str;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'a str> {
-        loop {
-            if let Some(w) = self.words.next() {
-                return Some(w);
-            }
-            let chunk = self.chunks.next()?;
-            if !chunk.is_ascii() {
-                return Some(chunk);
-            }
-            self.words = AsciiWords::new(chunk);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,18 +328,14 @@ mod tests {
         }
 
         #[test]
-        fn word_keys_segment_into_the_words_of_the_text(
+        fn words_of_chunks_are_words_of_the_text(
             t in proptest::string::string_regex("[aZz09_'.:, \\t\\n\u{3000}é\u{301}ß日-]{0,40}").expect("regex")
         ) {
-            let keys: Vec<&str> = word_keys(&t).collect();
-            for k in &keys {
-                // A key is one ASCII word, or a whole non-ASCII chunk.
-                let ok = if k.is_ascii() { words(k).eq([*k]) } else { Chunks::new(&t).any(|c| c == *k) };
-                proptest::prop_assert!(ok, "key {:?}", k);
-            }
-            let via_keys: Vec<&str> = keys.into_iter().flat_map(words).collect();
+            // Words never cross a chunk boundary: ASCII texts are looked up word by
+            // word and others chunk by chunk, with the same ids.
+            let parts: Vec<&str> = Chunks::new(&t).flat_map(words).collect();
             let whole: Vec<&str> = t.unicode_words().collect();
-            proptest::prop_assert_eq!(via_keys, whole);
+            proptest::prop_assert_eq!(parts, whole);
         }
     }
 
@@ -403,15 +357,6 @@ mod tests {
     fn words_are_uax29_alphanumeric_segments() {
         let w: Vec<&str> = words("Don't stop, 3.14 e-mail ünïcode!").collect();
         assert_eq!(w, vec!["Don't", "stop", "3.14", "e", "mail", "ünïcode"]);
-    }
-
-    #[test]
-    fn word_keys_are_words_or_non_ascii_chunks() {
-        let t = "Tea, café and 3.14 sweets; naïve don't\u{3000}x";
-        let keys: Vec<&str> = word_keys(t).collect();
-        assert_eq!(keys, vec!["Tea", " café", "and", "3.14", "sweets", " naïve", " don't\u{3000}x"]);
-        let ascii: Vec<&str> = word_keys("It's 3.5 o'clock.").collect();
-        assert_eq!(ascii, vec!["It's", "3.5", "o'clock"]);
     }
 
     #[test]
