@@ -483,7 +483,11 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     /// missing from it gets the pair `[MISSING, index into misses]`, and each distinct
     /// missing chunk is recorded once. Returns whether any was missing.
     #[inline]
-    fn lookup_all(&mut self, mut chunks: impl Iterator<Item = &'t str>, seq: &mut Vec<u32>) -> bool {
+    fn lookup_all(
+        &mut self,
+        mut chunks: impl Iterator<Item = &'t str>,
+        seq: &mut Vec<u32>,
+    ) -> bool {
         let cache = self.view.cache;
         let mut missing = false;
         // Chunks are hashed and their cache slots prefetched a block ahead of
@@ -1102,10 +1106,10 @@ impl Corpus {
                     .par_windows(2)
                     .map(|w| {
                         let mut task = Task::new(&view);
-                        for k in w[0]..w[1] {
+                        for (k, text) in (w[0]..w[1]).zip(&texts[w[0]..w[1]]) {
                             let r = &mut task.out.report;
                             r.rows += 1;
-                            match texts[k] {
+                            match *text {
                                 None => r.null_rows += 1,
                                 Some(t) => {
                                     r.bytes += t.len() as u64;
@@ -1500,7 +1504,10 @@ mod tests {
                 seq.extend(0..before);
                 push_ids(&mut seq, &ids);
                 push_ids(&mut seq, &ids);
-                let want: Vec<u32> = (0..before).chain(ids.iter().copied()).chain(ids.iter().copied()).collect();
+                let want: Vec<u32> = (0..before)
+                    .chain(ids.iter().copied())
+                    .chain(ids.iter().copied())
+                    .collect();
                 assert_eq!(seq, want, "n={n} before={before}");
             }
         }

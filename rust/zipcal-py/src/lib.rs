@@ -281,11 +281,21 @@ fn report_dict<'py>(py: Python<'py>, r: &core::IngestReport) -> PyResult<Bound<'
     Ok(d)
 }
 
+/// What `Corpus.greedy` returns: (indices, gains, covered_types, evaluations).
+type GreedyResult<'py> = (
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    u64,
+    u64,
+);
+
 #[pymethods]
 impl Corpus {
     /// `unit` is "doc" or "window" (windows of `seq_len` tokens).
     #[new]
     #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = 1 << 20, max_candidates = None))]
+    // One argument per Python keyword argument.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         segmenter: &Segmenter,
@@ -583,12 +593,7 @@ impl Corpus {
         n: i64,
         weighting: &str,
         naive: bool,
-    ) -> PyResult<(
-        Bound<'py, PyArray1<u64>>,
-        Bound<'py, PyArray1<u64>>,
-        u64,
-        u64,
-    )> {
+    ) -> PyResult<GreedyResult<'py>> {
         if n <= 0 {
             return Err(err(
                 py,
