@@ -355,3 +355,41 @@ def test_pool_can_be_reused(texts, ref):
     r = zipcal.select(pool, N, strategy="random", seed=1)
     assert len(r) == N
     assert pool.row_text(int(ref.indices[0])) == ref.texts[0]
+
+
+def test_read_ahead_starts_at_once_and_stops_when_closed():
+    """Batches are read before the first one is asked for (the first batches are
+    decoded while the tokenizer loads); closing stops the reader; errors reach the
+    consumer in order."""
+    import threading
+
+    from zipcal.sources import read_ahead
+
+    started = threading.Event()
+    produced = []
+
+    def gen():
+        started.set()
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    r = read_ahead(gen(), depth=2)
+    assert started.wait(5), "the reader did not start before iteration"
+    it = iter(r)
+    assert [next(it), next(it), next(it)] == [0, 1, 2]
+    r.close()
+    r._thread.join(5)
+    assert not r._thread.is_alive()
+    assert len(produced) < 100
+
+    def failing():
+        yield 1
+        raise ValueError("bad row 2")
+
+    with read_ahead(failing()) as r2:
+        got = []
+        with pytest.raises(ValueError, match="bad row 2"):
+            for x in r2:
+                got.append(x)
+    assert got == [1]

@@ -271,53 +271,55 @@ def load_pool(
         keep_texts = not files or (total_bytes(source) or 0) <= KEEP_TEXTS_BYTES
     elif not keep_texts and not files:
         raise InvalidArgumentError("keep_texts=False needs input files that can be read again")
-    segmenter = resolve(tokenizer)
-    if max_candidates is not None:
-        max_candidates = _positive("max_candidates", max_candidates)
-    budget = parse_size(max_memory) if max_memory is not None else None
-    corpus = _core.Corpus(
-        segmenter,
-        unit=unit,
-        seq_len=seq_len,
-        min_tokens=int(min_tokens),
-        cache_capacity=cache_capacity,
-        max_candidates=max_candidates,
-    )
     counters = ReadCounters()
-    parts: List[_Part] = []
-    row = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    # Reading starts now: the first batches are decoded while the tokenizer loads.
+    with read_ahead(iter_batches(source, opts, counters)) as reader:
+        segmenter = resolve(tokenizer)
+        if max_candidates is not None:
+            max_candidates = _positive("max_candidates", max_candidates)
+        budget = parse_size(max_memory) if max_memory is not None else None
+        corpus = _core.Corpus(
+            segmenter,
+            unit=unit,
+            seq_len=seq_len,
+            min_tokens=int(min_tokens),
+            cache_capacity=cache_capacity,
+            max_candidates=max_candidates,
+        )
+        parts: List[_Part] = []
+        row = 0
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        size = total_bytes(source)
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", file=sys.stderr, disable=None)
-    t0 = time.perf_counter()
-    with _threads(threads):
-        try:
-            evicted = 0
-            for batch in read_ahead(iter_batches(source, opts, counters)):
-                rep = add_batch(corpus, batch, row, opts)
-                parts.append(
-                    _Part(row, batch.source, batch.first_row, batch.array if keep_texts else None, len(batch.array))
-                )
-                row += len(batch.array)
-                if budget is not None and max_candidates is None and len(corpus):
-                    max_candidates = _cap_from_budget(corpus, parts, budget)
-                    corpus.set_max_candidates(max_candidates)
-                    log.info("max_memory %d bytes -> keeping at most %d candidates", budget, max_candidates)
-                if max_candidates is not None and keep_texts:
-                    # Keep only the texts of kept candidates: the new batch always, the
-                    # older ones again after a compaction evicted some.
-                    now = int(corpus.report()["evicted_candidates"])
-                    parts = _filter_parts(parts, corpus, only_last=(now == evicted))
-                    evicted = now
+            size = total_bytes(source)
+            bar = tqdm(total=size, unit="B", unit_scale=True, desc="reading", file=sys.stderr, disable=None)
+        t0 = time.perf_counter()
+        with _threads(threads):
+            try:
+                evicted = 0
+                for batch in reader:
+                    rep = add_batch(corpus, batch, row, opts)
+                    parts.append(
+                        _Part(row, batch.source, batch.first_row, batch.array if keep_texts else None, len(batch.array))
+                    )
+                    row += len(batch.array)
+                    if budget is not None and max_candidates is None and len(corpus):
+                        max_candidates = _cap_from_budget(corpus, parts, budget)
+                        corpus.set_max_candidates(max_candidates)
+                        log.info("max_memory %d bytes -> keeping at most %d candidates", budget, max_candidates)
+                    if max_candidates is not None and keep_texts:
+                        # Keep only the texts of kept candidates: the new batch always, the
+                        # older ones again after a compaction evicted some.
+                        now = int(corpus.report()["evicted_candidates"])
+                        parts = _filter_parts(parts, corpus, only_last=(now == evicted))
+                        evicted = now
+                    if bar is not None:
+                        bar.update(rep["bytes"])
+                        bar.set_postfix(candidates=len(corpus), refresh=False)
+            finally:
                 if bar is not None:
-                    bar.update(rep["bytes"])
-                    bar.set_postfix(candidates=len(corpus), refresh=False)
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.close()
     if max_candidates is not None:
         corpus.finish()
         if keep_texts:

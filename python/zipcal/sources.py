@@ -414,47 +414,68 @@ def _iterable_batches(items: Iterable[Any], opts: ReadOptions, where: str) -> It
         yield Batch(where, first, pa.array(texts, type=pa.string()))
 
 
-def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+class read_ahead:
     """Read the next batches in a background thread while the caller works on the
     current one (decoding Parquet/Arrow releases the GIL, and so does ingestion).
-    Order and errors are preserved; stopping early stops the reader."""
-    import queue
-    import threading
 
-    q: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+    Reading starts at once, so the first batches are decoded while the caller still
+    prepares (loads a tokenizer, say). Iterate it once; order and errors are
+    preserved. :meth:`close` (or leaving a ``with`` block, or stopping an iteration
+    early) stops the reader."""
 
-    def produce() -> None:
+    _DONE = object()
+
+    def __init__(self, batches: Iterator[Batch], depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self._batches = batches
+        self._q: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="zipcal-reader", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        import queue
+
         try:
-            for b in batches:
-                while not stop.is_set():
+            for b in self._batches:
+                while not self._stop.is_set():
                     try:
-                        q.put(b, timeout=0.1)
+                        self._q.put(b, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            q.put(done)
+            self._q.put(self._DONE)
         except BaseException as e:  # handed to the consumer, raised there
-            q.put(e)
+            self._q.put(e)
 
-    t = threading.Thread(target=produce, name="zipcal-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        close = getattr(batches, "close", None)
-        if close is not None and not t.is_alive():
+    def __iter__(self) -> Iterator[Batch]:
+        try:
+            while True:
+                item = self._q.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading (the reader thread ends at its next batch)."""
+        self._stop.set()
+        close = getattr(self._batches, "close", None)
+        if close is not None and not self._thread.is_alive():
             close()
+
+    def __enter__(self) -> "read_ahead":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
