@@ -3,6 +3,7 @@
 //! from a fixed `token id -> type id` table built once per tokenizer).
 
 use ahash::AHashMap;
+use rayon::prelude::*;
 use serde_json::Value;
 use tokenizers::{
     Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, Tokenizer,
@@ -51,18 +52,37 @@ impl Segmenter {
             source_name: name.to_string(),
             message,
         };
-        let config: Value =
-            serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let mut tokenizer: Tokenizer = json
-            .parse()
-            .map_err(|e| bad(format!("not a tokenizers `tokenizer.json`: {e}")))?;
-        // Types come from whole texts: a truncation or padding setting in the file
-        // must not cut or pad them.
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| bad(format!("cannot disable truncation: {e}")))?;
-        tokenizer.with_padding(None);
-        let (token_type, type_names) = build_type_table(&tokenizer).map_err(bad)?;
+        // The configuration (read for the checks and the fast path) and the tokenizer
+        // with its type table are built in parallel.
+        let (config, model) = crate::threads::install(|| {
+            rayon::join(
+                || -> Result<(Value, Option<ByteBpe>)> {
+                    let config: Value = serde_json::from_str(json)
+                        .map_err(|e| bad(format!("not valid JSON: {e}")))?;
+                    let fast = if config_is_chunkable(&config) {
+                        ByteBpe::from_config(&config)
+                    } else {
+                        None
+                    };
+                    Ok((config, fast))
+                },
+                || -> Result<(Tokenizer, Vec<u32>, Vec<String>)> {
+                    let mut tokenizer: Tokenizer = json
+                        .parse()
+                        .map_err(|e| bad(format!("not a tokenizers `tokenizer.json`: {e}")))?;
+                    // Types come from whole texts: a truncation or padding setting in
+                    // the file must not cut or pad them.
+                    tokenizer
+                        .with_truncation(None)
+                        .map_err(|e| bad(format!("cannot disable truncation: {e}")))?;
+                    tokenizer.with_padding(None);
+                    let (token_type, type_names) = build_type_table(&tokenizer).map_err(bad)?;
+                    Ok((tokenizer, token_type, type_names))
+                },
+            )
+        });
+        let (config, fast) = config?;
+        let (tokenizer, token_type, type_names) = model?;
         let mut types = TokenizerTypes {
             tokenizer,
             token_type,
@@ -75,7 +95,7 @@ impl Segmenter {
             types.chunkable = false;
         }
         if types.chunkable {
-            types.fast = ByteBpe::from_config(&config);
+            types.fast = fast;
             if types.fast.is_some() && !types.fast_path_agrees_on_sample() {
                 types.fast = None;
             }
@@ -316,30 +336,33 @@ fn build_type_table(tokenizer: &Tokenizer) -> std::result::Result<(Vec<u32>, Vec
         .filter(|(_, tok)| tok.special)
         .map(|(&id, _)| id)
         .collect();
+    // Tokens are decoded and normalised in parallel, then numbered in id order.
+    let normalized: Vec<Option<String>> = (0..size as u32)
+        .into_par_iter()
+        .map(|id| {
+            if special.contains(&id) {
+                return None;
+            }
+            let raw = tokenizer.id_to_token(id)?;
+            let decoded = tokenizer.decode(&[id], false).unwrap_or_default();
+            let text = if decoded.contains('\u{FFFD}') || decoded.is_empty() && !raw.is_empty() {
+                raw
+            } else {
+                decoded
+            };
+            normalize_type(&text)
+        })
+        .collect();
     let mut index: AHashMap<String, u32> = AHashMap::new();
     let mut names: Vec<String> = Vec::new();
     let mut table = vec![NO_TYPE; size];
-    for (id, slot) in table.iter_mut().enumerate() {
-        let id = id as u32;
-        if special.contains(&id) {
-            continue;
-        }
-        let Some(raw) = tokenizer.id_to_token(id) else {
-            continue;
-        };
-        let decoded = tokenizer.decode(&[id], false).unwrap_or_default();
-        let text = if decoded.contains('\u{FFFD}') || decoded.is_empty() && !raw.is_empty() {
-            raw
-        } else {
-            decoded
-        };
-        if let Some(norm) = normalize_type(&text) {
+    for (slot, norm) in table.iter_mut().zip(normalized) {
+        if let Some(norm) = norm {
             let next = names.len() as u32;
-            let tid = *index.entry(norm).or_insert_with_key(|k| {
+            *slot = *index.entry(norm).or_insert_with_key(|k| {
                 names.push(k.clone());
                 next
             });
-            *slot = tid;
         }
     }
     Ok((table, names))
