@@ -185,12 +185,28 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
             })
             .collect()
     });
-    let mut heap = BinaryHeap::from(initial);
+    let heap = BinaryHeap::from(initial);
+    // Uniform weights (all 0 or 1) are kept one byte per type: the array read by every
+    // re-evaluation is then eight times smaller (GPT-2: 33 kB instead of 264 kB).
+    if weights.iter().all(|&w| w <= 1) {
+        let live: Vec<u8> = weights.iter().map(|&w| w as u8).collect();
+        Ok(lazy_rounds(c, heap, live, n))
+    } else {
+        Ok(lazy_rounds(c, heap, weights.to_vec(), n))
+    }
+}
+
+/// The rounds of [`lazy_greedy`], from the heap of initial keys; `live` holds the
+/// weight of every type not covered yet (0 once covered), so a gain is a plain sum.
+fn lazy_rounds<W: Copy + Default + Into<u64>>(
+    c: &Candidates,
+    mut heap: BinaryHeap<u128>,
+    mut live: Vec<W>,
+    n: usize,
+) -> Greedy {
     // Round in which each candidate's key was last computed.
     let mut fresh_in = vec![0u32; c.len()];
-    // Weights of the types not covered yet (0 once covered): a gain is a plain sum.
-    let mut live = weights.to_vec();
-    let mut covered = vec![false; weights.len()];
+    let mut covered = vec![false; live.len()];
     let mut out = Greedy {
         order: Vec::with_capacity(n),
         gains: Vec::with_capacity(n),
@@ -217,20 +233,20 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
             break;
         }
     }
-    Ok(out)
+    out
 }
 
 /// Gain of a set given the weights of uncovered types (0 for covered ones).
 #[inline]
-fn live_gain(set: &[u32], live: &[u64]) -> u64 {
-    set.iter().map(|&t| live[t as usize]).sum()
+fn live_gain<W: Copy + Into<u64>>(set: &[u32], live: &[W]) -> u64 {
+    set.iter().map(|&t| live[t as usize].into()).sum()
 }
 
 /// Cover a set: its types' live weights drop to 0; returns how many were new.
-fn cover(set: &[u32], live: &mut [u64], covered: &mut [bool]) -> u64 {
+fn cover<W: Copy + Default>(set: &[u32], live: &mut [W], covered: &mut [bool]) -> u64 {
     let mut new = 0;
     for &t in set {
-        live[t as usize] = 0;
+        live[t as usize] = W::default();
         if !covered[t as usize] {
             covered[t as usize] = true;
             new += 1;
