@@ -7,7 +7,6 @@
 //! on summation order, thread count or platform.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -190,15 +189,17 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
     // re-evaluation is then eight times smaller (GPT-2: 33 kB instead of 264 kB).
     if weights.iter().all(|&w| w <= 1) {
         let live: Vec<u8> = weights.iter().map(|&w| w as u8).collect();
-        Ok(lazy_rounds(c, heap, live, n))
+        Ok(crate::threads::install(|| lazy_rounds(c, heap, live, n)))
     } else {
-        Ok(lazy_rounds(c, heap, weights.to_vec(), n))
+        Ok(crate::threads::install(|| {
+            lazy_rounds(c, heap, weights.to_vec(), n)
+        }))
     }
 }
 
 /// The rounds of [`lazy_greedy`], from the heap of initial keys; `live` holds the
 /// weight of every type not covered yet (0 once covered), so a gain is a plain sum.
-fn lazy_rounds<W: Copy + Default + Into<u64>>(
+fn lazy_rounds<W: Copy + Default + Into<u64> + Sync>(
     c: &Candidates,
     mut heap: BinaryHeap<u128>,
     mut live: Vec<W>,
@@ -213,28 +214,58 @@ fn lazy_rounds<W: Copy + Default + Into<u64>>(
         covered_types: 0,
         evaluations: c.len() as u64,
     };
+    let mut stale: Vec<usize> = Vec::with_capacity(REEVALUATE);
     for round in 0..n as u32 {
         loop {
-            let mut top = heap.peek_mut().expect("n <= number of candidates");
+            let top = heap.peek().expect("n <= number of candidates");
             let i = unpack_index(*top);
-            if fresh_in[i] != round {
-                // Re-evaluated in place; it sinks below any larger bound when the
-                // top is released, and is taken on the next look if it stays on top.
-                let set = c.set(i);
-                *top = pack(live_gain(set, &live), set.len() as u64, i);
-                fresh_in[i] = round;
-                out.evaluations += 1;
-                continue;
+            if fresh_in[i] == round {
+                // A fresh key at least as large as every bound: the true arg-max.
+                let key = heap.pop().expect("a top");
+                out.covered_types += cover(c.set(i), &mut live, &mut covered);
+                out.order.push(i);
+                out.gains.push(unpack_gain(key));
+                break;
             }
-            let key = PeekMut::pop(top);
-            out.covered_types += cover(c.set(i), &mut live, &mut covered);
-            out.order.push(i);
-            out.gains.push(unpack_gain(key));
-            break;
+            // The stale keys at the top (up to REEVALUATE of them, stopping at a fresh
+            // one) are re-evaluated together, in parallel, and pushed back.
+            stale.clear();
+            while stale.len() < REEVALUATE {
+                match heap.peek() {
+                    Some(&k) if fresh_in[unpack_index(k)] != round => {
+                        heap.pop();
+                        stale.push(unpack_index(k));
+                    }
+                    _ => break,
+                }
+            }
+            let keys: Vec<u128> = if stale.len() >= PARALLEL_REEVALUATE {
+                stale
+                    .par_iter()
+                    .map(|&j| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j))
+                    .collect()
+            } else {
+                stale
+                    .iter()
+                    .map(|&j| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j))
+                    .collect()
+            };
+            for (&j, k) in stale.iter().zip(keys) {
+                fresh_in[j] = round;
+                heap.push(k);
+            }
+            out.evaluations += stale.len() as u64;
         }
     }
     out
 }
+
+/// Most stale keys re-evaluated together in a greedy round (taken from the top of the
+/// heap; a few more than one-at-a-time lazy evaluation would need, at most this many
+/// per round).
+const REEVALUATE: usize = 32;
+/// Batches at least this large are re-evaluated in parallel.
+const PARALLEL_REEVALUATE: usize = 8;
 
 /// Gain of a set given the weights of uncovered types (0 for covered ones).
 #[inline]
