@@ -239,7 +239,8 @@ fn lazy_rounds<W: Copy + Default + Into<u64> + Sync>(
                     _ => break,
                 }
             }
-            let keys: Vec<u128> = if stale.len() >= PARALLEL_REEVALUATE {
+            let work: usize = stale.iter().map(|&j| c.set(j).len()).sum();
+            let keys: Vec<u128> = if work >= PARALLEL_REEVALUATE {
                 stale
                     .par_iter()
                     .map(|&j| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j))
@@ -264,8 +265,9 @@ fn lazy_rounds<W: Copy + Default + Into<u64> + Sync>(
 /// heap; a few more than one-at-a-time lazy evaluation would need, at most this many
 /// per round).
 const REEVALUATE: usize = 32;
-/// Batches at least this large are re-evaluated in parallel.
-const PARALLEL_REEVALUATE: usize = 8;
+/// Batches whose sets hold at least this many types in all are re-evaluated in
+/// parallel; smaller ones cost less than handing half of them to another thread.
+const PARALLEL_REEVALUATE: usize = 2048;
 
 /// Gain of a set given the weights of uncovered types (0 for covered ones).
 #[inline]
