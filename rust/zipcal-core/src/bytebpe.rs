@@ -71,6 +71,9 @@ fn piece_end(s: &[u8], i: usize) -> usize {
         i
     };
     let c = class(s[from]);
+    if c == Class::Letter {
+        return crate::text::letter_run_end(s, from);
+    }
     if c != Class::Space {
         return run(from, c);
     }

@@ -138,6 +138,27 @@ fn word_run_end(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// End of the run of ASCII letters starting at `i` in `b`, eight bytes at a time
+/// (a block with a non-ASCII byte ends the fast scan; the rest goes byte by byte).
+#[inline]
+pub(crate) fn letter_run_end(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x & HIGHS != 0 {
+            break;
+        }
+        let other = !bytes_between(x | (ONES * 0x20), 0x60, 0x7b) & HIGHS;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i].is_ascii_alphabetic() {
+        i += 1;
+    }
+    i
+}
+
 /// Whether `c` between `p` and `q` joins them into one word: one `:` `.` `'` between
 /// two letters, or one `,` `;` `.` `'` between two digits.
 #[inline]
@@ -400,6 +421,14 @@ mod tests {
             for (k, &b) in bytes.iter().enumerate() {
                 assert_eq!(w >> (8 * k + 7) & 1 == 1, is_word_byte(b), "byte {b:#x}");
             }
+            let letters = letter_run_end(&bytes, 0);
+            assert_eq!(
+                letters,
+                bytes
+                    .iter()
+                    .position(|b| !b.is_ascii_alphabetic())
+                    .unwrap_or(8)
+            );
             let end = word_run_end(&bytes, 0);
             assert_eq!(
                 end,
