@@ -134,11 +134,10 @@ pub struct ByteBpe {
     merges: AHashMap<u64, (u32, u32)>,
     /// With `ignore_merges`: the vocabulary, to take a whole piece when it is a token.
     whole: Option<AHashMap<String, u32>>,
-    /// ASCII bytes that start an added token, and the added tokens' texts: chunks
-    /// containing one of those texts are left to the pipeline.
-    added_first: [bool; 128],
+    /// The added tokens' texts (those that start with an ASCII byte: others never
+    /// occur in ASCII text), and their distinct first bytes. Chunks containing one of
+    /// those texts are left to the pipeline.
     added: Vec<String>,
-    /// The distinct bytes of `added_first`.
     added_bytes: Vec<u8>,
     chars: [char; 256],
     /// Identifies this encoder to the per-thread memo of pieces.
@@ -219,24 +218,24 @@ impl ByteBpe {
         for (b, slot) in initial.iter_mut().enumerate() {
             *slot = id(&chars[b].to_string()).unwrap_or(NONE);
         }
-        let mut added_first = [false; 128];
         let mut added = Vec::new();
+        let mut added_bytes = Vec::new();
         for t in config.get("added_tokens")?.as_array()? {
             let content = t.get("content")?.as_str()?;
             match content.bytes().next() {
                 Some(b) if b < 128 => {
-                    added_first[b as usize] = true;
                     added.push(content.to_string());
+                    if !added_bytes.contains(&b) {
+                        added_bytes.push(b);
+                    }
                 }
                 _ => {}
             }
         }
-        let added_bytes = (0..128u8).filter(|&b| added_first[b as usize]).collect();
         Some(ByteBpe {
             initial,
             merges,
             whole: ignore_merges.then_some(vocab),
-            added_first,
             added,
             added_bytes,
             chars,
@@ -250,8 +249,13 @@ impl ByteBpe {
     /// itself, and [`ByteBpe::encode`] encodes a text piece by piece.
     pub fn pieces<'a>(&self, text: &'a str) -> Option<Pieces<'a>> {
         let b = text.as_bytes();
-        (b.is_ascii() && !self.added_bytes.iter().any(|x| b.contains(x)))
-            .then_some(Pieces { text, pos: 0 })
+        (b.is_ascii() && !self.may_hold_added(b)).then_some(Pieces { text, pos: 0 })
+    }
+
+    /// Whether `s` holds a byte that starts an added token.
+    #[inline]
+    fn may_hold_added(&self, s: &[u8]) -> bool {
+        self.added_bytes.iter().any(|b| s.contains(b))
     }
 
     /// Append the token ids of `chunk` to `out` and return true; or return false,
@@ -263,9 +267,7 @@ impl ByteBpe {
             return false;
         }
         // An added token can only match where its text occurs.
-        if s.iter().any(|&b| self.added_first[b as usize])
-            && self.added.iter().any(|a| chunk.contains(a.as_str()))
-        {
+        if self.may_hold_added(s) && self.added.iter().any(|a| chunk.contains(a.as_str())) {
             return false;
         }
         let start = out.len();

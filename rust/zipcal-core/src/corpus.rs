@@ -439,8 +439,6 @@ struct View<'a, 't> {
     extra: &'a AHashMap<&'t str, Box<[u32]>>,
     config: &'a CorpusConfig,
     chunked: bool,
-    /// Tokenizer-free words mode.
-    words_mode: bool,
 }
 
 /// Per-task state.
@@ -543,16 +541,16 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
             // keys are new and the table is smaller; a key's ids are those of its
             // text whatever the key. (Splitting only the ASCII chunks of other texts
             // was measured slower: 1 GB words mode, 6.7-7.1 s against 6.6-6.7 s.)
-            let pieces = match self.view.segmenter {
-                Segmenter::Tokenizer(t) => t.piece_keys(text),
-                Segmenter::Words => None,
-            };
-            missing = if self.view.words_mode && text.is_ascii() {
-                self.lookup_all(AsciiWords::new(text), &mut seq)
-            } else if let Some(pieces) = pieces {
-                self.lookup_all(pieces, &mut seq)
-            } else {
-                self.lookup_all(Chunks::new(text), &mut seq)
+            let segmenter = self.view.segmenter;
+            missing = match segmenter {
+                Segmenter::Words if text.is_ascii() => {
+                    self.lookup_all(AsciiWords::new(text), &mut seq)
+                }
+                Segmenter::Tokenizer(t) => match t.piece_keys(text) {
+                    Some(pieces) => self.lookup_all(pieces, &mut seq),
+                    None => self.lookup_all(Chunks::new(text), &mut seq),
+                },
+                Segmenter::Words => self.lookup_all(Chunks::new(text), &mut seq),
             };
         } else if let Segmenter::Tokenizer(t) = self.view.segmenter {
             t.push_types_plain(text, &mut seq)?;
@@ -1088,7 +1086,6 @@ impl Corpus {
             Segmenter::Words => true,
             Segmenter::Tokenizer(t) => t.chunkable(),
         };
-        let words_mode = matches!(&*self.segmenter, Segmenter::Words);
         let no_extra = AHashMap::new();
 
         // (1) resolve from the cache
@@ -1099,7 +1096,6 @@ impl Corpus {
                 extra: &no_extra,
                 config: &self.config,
                 chunked,
-                words_mode,
             };
             crate::threads::install(|| {
                 bounds
@@ -1158,7 +1154,6 @@ impl Corpus {
                 extra: &extra,
                 config: &self.config,
                 chunked,
-                words_mode,
             };
             crate::threads::install(|| {
                 first

@@ -52,19 +52,16 @@ impl Segmenter {
             source_name: name.to_string(),
             message,
         };
-        // The configuration (read for the checks and the fast path) and the tokenizer
-        // with its type table are built in parallel.
+        // The configuration (read for the chunking check and the fast path) and the
+        // tokenizer with its type table are built in parallel.
         let (config, model) = crate::threads::install(|| {
             rayon::join(
-                || -> Result<(Value, Option<ByteBpe>)> {
+                || -> Result<(bool, Option<ByteBpe>)> {
                     let config: Value = serde_json::from_str(json)
                         .map_err(|e| bad(format!("not valid JSON: {e}")))?;
-                    let fast = if config_is_chunkable(&config) {
-                        ByteBpe::from_config(&config)
-                    } else {
-                        None
-                    };
-                    Ok((config, fast))
+                    let chunkable = config_is_chunkable(&config);
+                    let fast = chunkable.then(|| ByteBpe::from_config(&config)).flatten();
+                    Ok((chunkable, fast))
                 },
                 || -> Result<(Tokenizer, Vec<u32>, Vec<String>)> {
                     let mut tokenizer: Tokenizer = json
@@ -81,13 +78,13 @@ impl Segmenter {
                 },
             )
         });
-        let (config, fast) = config?;
+        let (chunkable, fast) = config?;
         let (tokenizer, token_type, type_names) = model?;
         let mut types = TokenizerTypes {
             tokenizer,
             token_type,
             type_names,
-            chunkable: config_is_chunkable(&config),
+            chunkable,
             fast: None,
             name: name.to_string(),
         };

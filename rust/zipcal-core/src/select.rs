@@ -239,17 +239,12 @@ fn lazy_rounds<W: Copy + Default + Into<u64> + Sync>(
                     _ => break,
                 }
             }
+            let key = |&j: &usize| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j);
             let work: usize = stale.iter().map(|&j| c.set(j).len()).sum();
             let keys: Vec<u128> = if work >= PARALLEL_REEVALUATE {
-                stale
-                    .par_iter()
-                    .map(|&j| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j))
-                    .collect()
+                stale.par_iter().map(key).collect()
             } else {
-                stale
-                    .iter()
-                    .map(|&j| pack(live_gain(c.set(j), &live), c.set(j).len() as u64, j))
-                    .collect()
+                stale.iter().map(key).collect()
             };
             for (&j, k) in stale.iter().zip(keys) {
                 fresh_in[j] = round;
@@ -261,9 +256,9 @@ fn lazy_rounds<W: Copy + Default + Into<u64> + Sync>(
     out
 }
 
-/// Most stale keys re-evaluated together in a greedy round (taken from the top of the
-/// heap; a few more than one-at-a-time lazy evaluation would need, at most this many
-/// per round).
+/// Most stale keys popped from the top of the heap and re-evaluated together. Popping
+/// stops at a fresh key, so a round re-evaluates fewer than this many keys more than
+/// one-at-a-time lazy evaluation would.
 const REEVALUATE: usize = 32;
 /// Batches whose sets hold at least this many types in all are re-evaluated in
 /// parallel; smaller ones cost less than handing half of them to another thread.
