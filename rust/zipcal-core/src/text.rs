@@ -121,42 +121,43 @@ fn word_bytes(x: u64) -> u64 {
     letters | digits | underscores
 }
 
-/// End of the run of word bytes starting at `i` in ASCII `b`, eight bytes at a time.
+/// End of the run of bytes of one class starting at `i` in `b`, eight bytes at a time:
+/// `block` marks the class's bytes in eight ASCII bytes (high bit of each), `byte`
+/// tests one byte. A block holding a non-ASCII byte is left to the byte loop.
 #[inline]
-fn word_run_end(b: &[u8], mut i: usize) -> usize {
-    while i + 8 <= b.len() {
-        let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let other = !word_bytes(x) & HIGHS;
-        if other != 0 {
-            return i + (other.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && is_word_byte(b[i]) {
-        i += 1;
-    }
-    i
-}
-
-/// End of the run of ASCII letters starting at `i` in `b`, eight bytes at a time
-/// (a block with a non-ASCII byte ends the fast scan; the rest goes byte by byte).
-#[inline]
-pub(crate) fn letter_run_end(b: &[u8], mut i: usize) -> usize {
+fn run_end(b: &[u8], mut i: usize, block: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> usize {
     while i + 8 <= b.len() {
         let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         if x & HIGHS != 0 {
             break;
         }
-        let other = !bytes_between(x | (ONES * 0x20), 0x60, 0x7b) & HIGHS;
+        let other = !block(x) & HIGHS;
         if other != 0 {
             return i + (other.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while i < b.len() && b[i].is_ascii_alphabetic() {
+    while i < b.len() && byte(b[i]) {
         i += 1;
     }
     i
+}
+
+/// End of the run of word bytes (letters, digits, `_`) starting at `i` in `b`.
+#[inline]
+fn word_run_end(b: &[u8], i: usize) -> usize {
+    run_end(b, i, word_bytes, is_word_byte)
+}
+
+/// End of the run of ASCII letters starting at `i` in `b`.
+#[inline]
+pub(crate) fn letter_run_end(b: &[u8], i: usize) -> usize {
+    run_end(
+        b,
+        i,
+        |x| bytes_between(x | (ONES * 0x20), 0x60, 0x7b),
+        |c| c.is_ascii_alphabetic(),
+    )
 }
 
 /// Whether `c` between `p` and `q` joins them into one word: one `:` `.` `'` between
