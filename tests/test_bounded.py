@@ -35,6 +35,20 @@ def test_capped_pool_gives_the_full_selection_with_certificate(tmp_path):
     assert list(capped.gains) == list(full.gains)
 
 
+def test_capped_pool_keeps_only_the_bytes_of_kept_texts(tmp_path):
+    """Parquet is read into string views of whole pages; the texts a capped pool keeps
+    are copied out of them, so the rest of each batch is freed."""
+    path = _corpus(tmp_path)
+    capped = zipcal.load_pool(path, min_tokens=1, max_candidates=40)
+    kept = [p for p in capped._parts if p.array is not None]
+    held = sum(p.array.nbytes for p in kept)
+    texts = sum(len(t.encode()) for p in kept for t in p.array.to_pylist())
+    assert all(p.array.type == pa.string() for p in kept)
+    assert held <= texts + 8 * 41 + 64 * len(kept)  # texts, offsets, buffer padding
+    full = zipcal.load_pool(path, min_tokens=1)
+    assert sum(p.array.nbytes for p in full._parts) > 3 * held
+
+
 def test_certificate_failure_rereads_with_a_larger_cap(tmp_path, caplog):
     path = _corpus(tmp_path)
     full = zipcal.select(path, n=30, min_tokens=1)

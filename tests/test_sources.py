@@ -77,6 +77,82 @@ def test_parquet_row_groups(tmp_path, texts):
     assert rows == list(enumerate(texts))[37:111]
 
 
+def _parquet_rows(path, monkeypatch, reader: str, **kw):
+    """(first row, texts as bytes, Arrow type) of each batch `_parquet` gives with
+    `reader` (bytes: the texts may hold invalid UTF-8)."""
+    import zipcal.sources as src
+
+    monkeypatch.setenv("ZIPCAL_PARQUET_READER", reader)
+    opts = src.ReadOptions(text_column="text", batch_rows=kw.pop("batch_rows", 50))
+    return [
+        (b.first_row, b.array.cast(pa.binary()).to_pylist(), b.array.type) for b in src._parquet(str(path), opts, **kw)
+    ]
+
+
+def _flat(batches):
+    return [(b[0] + i, t) for b in batches for i, t in enumerate(b[1])]
+
+
+@pytest.mark.parametrize("column_type", [pa.string(), pa.large_string()])
+def test_parquet_core_reader_gives_the_rows_pyarrow_gives(tmp_path, texts, monkeypatch, column_type):
+    """The Rust reader (string views into the pages) and pyarrow give the same rows,
+    numbered the same, for whole files and for row groups."""
+    rows = [None if i % 11 == 5 else t for i, t in enumerate(texts)]
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": np.arange(len(rows)), "text": pa.array(rows, type=column_type)}), p, row_group_size=37)
+    for kw in ({}, {"row_groups": [2, 0], "first_row": 0}, {"batch_rows": 7}):
+        core = _parquet_rows(p, monkeypatch, "", **dict(kw))
+        arrow = _parquet_rows(p, monkeypatch, "pyarrow", **dict(kw))
+        assert {t for _, _, t in core} == {pa.string_view()}
+        assert {t for _, _, t in arrow} == {column_type}
+        assert _flat(core) == _flat(arrow)
+    assert [t for _, t in _flat(core)] == [None if t is None else t.encode() for t in rows]
+
+
+def _with_invalid_utf8(texts, bad_rows):
+    """A string array holding `texts`, with the bytes of `bad_rows` made invalid UTF-8."""
+    data, offsets = bytearray(), [0]
+    for i, t in enumerate(texts):
+        b = t.encode()
+        data += b[:3] + b"\xff\xfe" + b[3:] if i in bad_rows else b
+        offsets.append(len(data))
+    return pa.Array.from_buffers(
+        pa.string(), len(texts), [None, pa.py_buffer(np.array(offsets, dtype=np.int32)), pa.py_buffer(bytes(data))]
+    )
+
+
+def test_parquet_core_reader_hands_over_to_pyarrow_where_it_stops(tmp_path, texts, monkeypatch):
+    """Invalid UTF-8 in the third row group: the Rust reader stops there and pyarrow
+    reads on from the first row not yet given out (no row twice, none missed), so
+    the errors and `encoding_errors="replace"` counts are pyarrow's path's."""
+    bad = {80, 81, 130}
+    p = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": _with_invalid_utf8(texts, bad)}), p, row_group_size=37)
+    core = _parquet_rows(p, monkeypatch, "", batch_rows=10)
+    arrow = _parquet_rows(p, monkeypatch, "pyarrow", batch_rows=10)
+    assert _flat(core) == _flat(arrow)
+    assert [r for r, _ in _flat(core)] == list(range(len(texts)))
+    assert pa.string_view() in {t for _, _, t in core}  # the first row groups
+    assert pa.string() in {t for _, _, t in core}  # the rest, by pyarrow
+    monkeypatch.delenv("ZIPCAL_PARQUET_READER")
+    with pytest.raises(zipcal.InputError) as ei:
+        zipcal.load_pool(str(p), **KW)
+    assert "bad.parquet" in str(ei.value) and "row 80" in str(ei.value)
+    pool = zipcal.load_pool(str(p), encoding_errors="replace", **KW)
+    monkeypatch.setenv("ZIPCAL_PARQUET_READER", "pyarrow")
+    assert pool.invalid_utf8_rows == zipcal.load_pool(str(p), encoding_errors="replace", **KW).invalid_utf8_rows == 3
+
+
+def test_parquet_codec_the_core_lacks_is_read_by_pyarrow(tmp_path, texts, ref, monkeypatch):
+    p = tmp_path / "brotli.parquet"
+    pq.write_table(table_of(texts), p, row_group_size=37, compression="brotli")
+    batches = _parquet_rows(p, monkeypatch, "")
+    assert {t for _, _, t in batches} == {pa.string()}
+    assert [t for _, t in _flat(batches)] == [t.encode() for t in texts]
+    monkeypatch.delenv("ZIPCAL_PARQUET_READER")
+    same(zipcal.select(str(p), N, **KW), ref)
+
+
 def test_arrow_ipc_file_and_stream(tmp_path, texts, ref):
     t = table_of(texts)
     f = tmp_path / "c.arrow"

@@ -228,7 +228,7 @@ def _fetcher(units: List[WorkUnit], starts: List[int], opts: ReadOptions):
             for batch in unit_batches(units[k], opts):
                 hit = [r for r in range(row, row + len(batch.array)) if r in want_set]
                 if hit:
-                    vals = batch.array.take(pa.array([r - row for r in hit])).to_pylist()
+                    vals = [batch.array[r - row].as_py() for r in hit]
                     out.update({r: (v if v is not None else "") for r, v in zip(hit, vals)})
                 row += len(batch.array)
                 if row > max(want):

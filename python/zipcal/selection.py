@@ -25,6 +25,7 @@ from .sources import (
     is_file_source,
     iter_batches,
     read_ahead,
+    take,
     total_bytes,
 )
 from .stats import frequency_summary, pool_stats
@@ -62,7 +63,7 @@ class _Part:
             local = np.searchsorted(self.kept, rows)
         else:
             local = rows - self.first_row
-        return _Part(self.first_row, self.source, self.source_first_row, self.array.take(pa.array(local)), self.length, rows)
+        return _Part(self.first_row, self.source, self.source_first_row, take(self.array, local), self.length, rows)
 
     def text(self, row: int) -> Optional[str]:
         if self.kept is None:
@@ -193,7 +194,7 @@ class Pool:
             hi = np.searchsorted(want, row + len(batch.array))
             if hi > lo:
                 local = want[lo:hi] - row
-                for r, v in zip(want[lo:hi], batch.array.take(pa.array(local)).to_pylist()):
+                for r, v in zip(want[lo:hi], (batch.array[int(i)].as_py() for i in local)):
                     self._fetched[int(r)] = v if v is not None else ""
             row += len(batch.array)
             if hi >= len(want) and lo >= len(want):

@@ -163,6 +163,15 @@ def _as_string_array(arr: Any) -> pa.Array:
     return arr
 
 
+def take(arr: pa.Array, indices: Any) -> pa.Array:
+    """``arr.take(indices)`` for any string array. pyarrow has no take kernel for
+    string views, so those are taken as plain strings (which also copies the kept
+    texts out of the buffers the views point into, so that the rest can be freed)."""
+    if pa.types.is_string_view(arr.type):
+        arr = arr.cast(pa.string())
+    return arr.take(pa.array(indices, type=pa.int64()))
+
+
 def _table_batches(table: pa.Table, col: str, where: str, rows: int) -> Iterator[Batch]:
     first = 0
     for chunk in table.column(col).chunks:
@@ -189,31 +198,86 @@ def _parquet(
     """Batches of a Parquet file, or of some of its row groups (``first_row`` is then
     the row of the file where the first of them starts).
 
-    Read with ``pq.ParquetFile`` into pyarrow's default pool, without pre-buffering.
-    Measured on 200 MB to 1 GB corpora against the alternatives: `pyarrow.dataset`
-    fragments cost 0.3-0.4 s before the first batch (importing it imports pandas when
-    installed), and decoding into the jemalloc pool cut system time at 200 MB but
-    raised it at 1 GB (GPT-2 mode: 11.3 s here against 12.7 s)."""
+    A string column is read by the Rust core into Arrow string views that point into
+    the decompressed pages (``_core.ParquetText``): no copy of the text, no buffer
+    that grows batch by batch. Anything that reader does not take (another column
+    type, a codec it lacks, invalid UTF-8, a damaged page) is read by pyarrow, from
+    the first row not yet given out, so its errors and ``encoding_errors`` handling
+    are pyarrow's path as before. ``ZIPCAL_PARQUET_READER=pyarrow`` reads every file
+    with pyarrow.
+
+    The pyarrow path reads with ``pq.ParquetFile`` into pyarrow's default pool, without
+    pre-buffering: `pyarrow.dataset` fragments cost 0.3-0.4 s before the first batch
+    (importing it imports pandas when installed)."""
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path, pre_buffer=False)
         try:
             col = pick_column(pf.schema_arrow, opts.text_column, path)
-            batches = pf.iter_batches(
-                batch_size=opts.batch_rows, row_groups=row_groups, columns=[col], use_threads=False
-            )
-            first = first_row
-            for rb in batches:
-                arr = _as_string_array(rb.column(0))
-                yield Batch(path, first, arr)
-                first += len(arr)
+            given = 0
+            if _core_reads(pf.schema_arrow.field(col).type):
+                from . import _core
+
+                groups = None if row_groups is None else list(row_groups)
+                reader = _core.ParquetText(path, col, opts.batch_rows, groups)
+                while True:
+                    try:
+                        view = next(reader, None)
+                    except Exception as e:  # any failure: pyarrow reads the rest
+                        log.debug("%s: read by pyarrow from row %d (%s)", path, first_row + given, e)
+                        break
+                    if view is None:
+                        return
+                    arr = pa.array(view)
+                    yield Batch(path, first_row + given, arr)
+                    given += len(arr)
+            yield from _parquet_pyarrow(pf, path, col, opts, row_groups, first_row, given)
         finally:
             pf.close()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         if isinstance(e, InputError):
             raise
         raise InputError(f"{path}: not a readable Parquet file ({e})") from None
+
+
+def _core_reads(t: pa.DataType) -> bool:
+    """Whether the Rust core reads a Parquet column of this Arrow type."""
+    if os.environ.get("ZIPCAL_PARQUET_READER", "").strip().lower() == "pyarrow":
+        return False
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _parquet_pyarrow(
+    pf: Any,
+    path: str,
+    col: str,
+    opts: ReadOptions,
+    row_groups: Optional[Sequence[int]],
+    first_row: int,
+    skip: int,
+) -> Iterator[Batch]:
+    """Batches of column ``col`` read by pyarrow, from the given row groups (all when
+    None), leaving out their first ``skip`` rows."""
+    groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
+    first = first_row
+    # Row groups wholly skipped are not read.
+    while groups and skip >= pf.metadata.row_group(groups[0]).num_rows:
+        n = pf.metadata.row_group(groups.pop(0)).num_rows
+        skip -= n
+        first += n
+    if not groups:
+        return
+    batches = pf.iter_batches(batch_size=opts.batch_rows, row_groups=groups, columns=[col], use_threads=False)
+    for rb in batches:
+        arr = _as_string_array(rb.column(0))
+        if skip:
+            cut = min(skip, len(arr))
+            arr, skip, first = arr.slice(cut), skip - cut, first + cut
+            if not len(arr):
+                continue
+        yield Batch(path, first, arr)
+        first += len(arr)
 
 
 def _arrow_ipc(path: str, opts: ReadOptions) -> Iterator[Batch]:

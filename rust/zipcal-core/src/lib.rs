@@ -8,6 +8,7 @@ pub mod bytebpe;
 pub mod cache;
 pub mod corpus;
 pub mod error;
+pub mod parquet;
 pub mod segment;
 pub mod select;
 pub mod text;

@@ -2,7 +2,8 @@
 //! once around the Rust work, and results come back as numpy arrays. Core errors
 //! map to the exception classes of `zipcal.errors`.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::PyValueError;
@@ -659,6 +660,51 @@ fn chunks(text: &str) -> Vec<String> {
     core::text::Chunks::new(text).map(str::to_string).collect()
 }
 
+/// Batches of one string column of a Parquet file, as Arrow string views (see
+/// `zipcal_core::parquet`). Iterating yields objects exporting `__arrow_c_array__`;
+/// each batch is decoded with the GIL released.
+#[pyclass(frozen, module = "zipcal._core")]
+struct ParquetText {
+    inner: Mutex<core::parquet::ParquetText>,
+}
+
+#[pymethods]
+impl ParquetText {
+    #[new]
+    #[pyo3(signature = (path, column, batch_rows, row_groups=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+    ) -> PyResult<Self> {
+        let inner = py
+            .detach(|| core::parquet::ParquetText::open(&path, column, batch_rows, row_groups))
+            .map_err(|e| err(py, e))?;
+        Ok(ParquetText {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<ArrowArray>> {
+        let next = py.detach(|| {
+            self.inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .next_batch()
+        });
+        match next {
+            Ok(batch) => Ok(batch.map(ArrowArray::from_array_ref)),
+            Err(e) => Err(err(py, e)),
+        }
+    }
+}
+
 /// Set the number of worker threads (0 = default: `ZIPCAL_NUM_THREADS` or all CPUs).
 /// Returns the previous setting (0 = default) so callers can restore it.
 #[pyfunction]
@@ -677,6 +723,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     alloc::configure();
     m.add_class::<Segmenter>()?;
     m.add_class::<Corpus>()?;
+    m.add_class::<ParquetText>()?;
     m.add_function(wrap_pyfunction!(segment_words, m)?)?;
     m.add_function(wrap_pyfunction!(word_spans, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_type, m)?)?;

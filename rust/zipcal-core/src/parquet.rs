@@ -1,0 +1,195 @@
+//! One text column of a Parquet file, read as Arrow string views.
+//!
+//! The values of a decoded Parquet page are stored back to back with their lengths
+//! between them; a string view array can point into that page, so the text is
+//! decompressed once and never copied. Decoding into offset-based strings instead
+//! copies every value into a buffer that grows (and is reallocated) as the batch
+//! fills. Row groups, projection and batch size are those of the caller; any error
+//! (unsupported codec, invalid UTF-8, damaged page) is returned, not panicked on, so
+//! that the caller can fall back to another reader.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::ArrayRef;
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+
+use crate::error::{Error, Result};
+
+/// Batches of one string column of a Parquet file, as `Utf8View` arrays.
+pub struct ParquetText {
+    path: String,
+    batches: ParquetRecordBatchReader,
+}
+
+impl ParquetText {
+    /// Open `path` to read `column` (a top-level string column) in batches of
+    /// `batch_rows` rows, from the given row groups (all when `None`) in their order.
+    pub fn open(
+        path: &Path,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<ParquetText> {
+        let name = path.display().to_string();
+        let fail = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("{name}: {e}"));
+        let file = File::open(path).map_err(|e| fail(&e))?;
+        let meta =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
+        let schema = meta.schema();
+        let index = schema
+            .index_of(column)
+            .map_err(|_| fail(&format!("no column {column:?}")))?;
+        match schema.field(index).data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {}
+            other => return Err(fail(&format!("column {column:?} is {other}, not strings"))),
+        }
+        // The same schema with the text column read as views.
+        let fields: Vec<Arc<Field>> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if i == index {
+                    Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect();
+        let views = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        let meta = ArrowReaderMetadata::try_new(
+            meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(views),
+        )
+        .map_err(|e| fail(&e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+        let mut builder = builder
+            .with_projection(mask)
+            .with_batch_size(batch_rows.max(1));
+        if let Some(groups) = row_groups {
+            let n = builder.metadata().num_row_groups();
+            if let Some(&bad) = groups.iter().find(|&&g| g >= n) {
+                return Err(fail(&format!("no row group {bad} (the file has {n})")));
+            }
+            builder = builder.with_row_groups(groups);
+        }
+        let batches = builder.build().map_err(|e| fail(&e))?;
+        Ok(ParquetText {
+            path: name,
+            batches,
+        })
+    }
+
+    /// The next batch's strings, `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<ArrayRef>> {
+        match self.batches.next() {
+            None => Ok(None),
+            Some(Ok(batch)) => Ok(Some(batch.column(0).clone())),
+            Some(Err(e)) => Err(Error::InvalidInput(format!("{}: {e}", self.path))),
+        }
+    }
+}
+
+impl Iterator for ParquetText {
+    type Item = Result<ArrayRef>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, LargeStringArray, RecordBatch, StringArray, StringViewArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    /// A Parquet file with an id column and a text column, `per_group` rows per row group.
+    fn write(path: &Path, texts: &[Option<&str>], per_group: usize, large: bool) {
+        let text: ArrayRef = if large {
+            Arc::new(LargeStringArray::from(texts.to_vec()))
+        } else {
+            Arc::new(StringArray::from(texts.to_vec()))
+        };
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..texts.len() as i64));
+        let batch = RecordBatch::try_from_iter([("id", ids), ("text", text)]).expect("batch");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(per_group))
+            .build();
+        let mut w = ArrowWriter::try_new(
+            File::create(path).expect("create"),
+            batch.schema(),
+            Some(props),
+        )
+        .expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+
+    fn read_all(r: ParquetText) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for batch in r {
+            let batch = batch.expect("batch");
+            let a = batch
+                .as_any()
+                .downcast_ref::<StringViewArray>()
+                .expect("views");
+            out.extend(a.iter().map(|s| s.map(str::to_owned)));
+        }
+        out
+    }
+
+    fn texts(n: usize) -> Vec<Option<String>> {
+        (0..n)
+            .map(|i| (i % 7 != 3).then(|| format!("document {i} {}", "long words ".repeat(i % 5))))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_column_in_batches_and_row_groups() {
+        let dir = std::env::temp_dir().join(format!("zipcal-pq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let want = texts(100);
+        let refs: Vec<Option<&str>> = want.iter().map(|t| t.as_deref()).collect();
+        for large in [false, true] {
+            let path = dir.join(format!("t{large}.parquet"));
+            write(&path, &refs, 30, large);
+            for rows in [1, 7, 64, 1000] {
+                let r = ParquetText::open(&path, "text", rows, None).expect("open");
+                assert_eq!(read_all(r), want, "batch {rows}");
+            }
+            // Row groups 3 and 1, in that order (rows 90..100 then 30..60).
+            let r = ParquetText::open(&path, "text", 8, Some(vec![3, 1])).expect("open");
+            let mut some = want[90..100].to_vec();
+            some.extend_from_slice(&want[30..60]);
+            assert_eq!(read_all(r), some);
+            let err = |r: Result<ParquetText>| match r {
+                Ok(_) => panic!("expected an error"),
+                Err(e) => e.to_string(),
+            };
+            let e = err(ParquetText::open(&path, "body", 8, None));
+            assert!(e.contains("no column \"body\"") && e.contains("t"), "{e}");
+            let e = err(ParquetText::open(&path, "id", 8, None));
+            assert!(e.contains("not strings"), "{e}");
+            let e = err(ParquetText::open(&path, "text", 8, Some(vec![4])));
+            assert!(e.contains("no row group 4"), "{e}");
+        }
+        let e = match ParquetText::open(&dir.join("missing.parquet"), "text", 8, None) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("missing.parquet"), "{e}");
+        std::fs::write(dir.join("junk.parquet"), b"not parquet at all").expect("junk");
+        assert!(ParquetText::open(&dir.join("junk.parquet"), "text", 8, None).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
