@@ -79,7 +79,7 @@ fn words_of(key: &[u8; INLINE_KEY]) -> Probe {
 
 /// The [`Probe`] of `key` as an inline key would store it; keys too long to be
 /// inline get a value that is never compared.
-#[inline]
+#[cfg(test)]
 fn probe_of(key: &[u8]) -> Probe {
     if key.len() > INLINE_KEY {
         return (0, 0);
@@ -109,6 +109,61 @@ fn le_padded(key: &[u8]) -> u128 {
     } else {
         0
     }
+}
+
+/// A key's first sixteen bytes, zero-padded, as two little-endian words: what the
+/// cache hashes (keys up to 16 bytes) and compares (inline keys). Computed once per
+/// key and passed along, so a lookup reads the key's bytes once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyWords {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl KeyWords {
+    /// The words of `key` alone.
+    #[inline]
+    pub fn of(key: &[u8]) -> KeyWords {
+        let v = le_padded(&key[..key.len().min(16)]);
+        KeyWords {
+            lo: v as u64,
+            hi: (v >> 64) as u64,
+        }
+    }
+
+    /// The words of `text[start..end]` (not empty), read with two 8-byte loads and
+    /// masked when sixteen bytes from `start` lie inside `text`, without a branch on
+    /// the key's length.
+    #[inline]
+    pub fn within(text: &[u8], start: usize, end: usize) -> KeyWords {
+        debug_assert!(start < end && end <= text.len());
+        if start + 16 > text.len() {
+            return KeyWords::of(&text[start..end]);
+        }
+        let len = (end - start) as u32;
+        let at = |i: usize| u64::from_le_bytes(text[i..i + 8].try_into().expect("8 bytes"));
+        let lo_bytes = len.min(8);
+        let hi_bytes = len.clamp(8, 16) - 8;
+        KeyWords {
+            lo: at(start) & (u64::MAX >> (64 - 8 * lo_bytes)),
+            hi: at(start + 8) & u64::MAX.checked_shr(64 - 8 * hi_bytes).unwrap_or(0),
+        }
+    }
+
+    /// The [`Probe`] an inline key of these words is compared by (keys up to
+    /// [`INLINE_KEY`] bytes: bytes 0..8 and 6..14).
+    #[inline]
+    fn probe(self) -> Probe {
+        (self.lo, (self.lo >> 48) | (self.hi << 16))
+    }
+}
+
+/// The 128-bit product of two words, folded to 64 bits (the mixing step of
+/// multiply-based hashes).
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// Byte equality of two longer keys, eight bytes at a time (the last load overlaps
@@ -167,13 +222,17 @@ impl Shard {
     }
 
     #[inline]
-    fn get(&self, key: &[u8], hash: u64) -> Option<&[u32]> {
+    fn get(&self, key: &[u8], hash: u64, words: KeyWords) -> Option<&[u32]> {
         if self.slots.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;
         let tag = tag_of(hash);
-        let probe = probe_of(key);
+        let probe = if key.len() <= INLINE_KEY {
+            words.probe()
+        } else {
+            (0, 0)
+        };
         let mut i = home(hash) & mask;
         loop {
             let s = &self.slots[i];
@@ -328,6 +387,14 @@ pub struct ChunkCache {
     hasher: ahash::RandomState,
 }
 
+/// Hash seeds (digits of pi).
+const SEEDS: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
+
 /// A chunk to insert: its text, its hash, its type ids.
 pub type NewChunk<'a> = (&'a str, u64, &'a [u32]);
 
@@ -345,19 +412,27 @@ impl ChunkCache {
         ChunkCache {
             shards,
             // Fixed seeds: the table layout (not only its content) is reproducible.
-            hasher: ahash::RandomState::with_seeds(
-                0x243f_6a88_85a3_08d3,
-                0x1319_8a2e_0370_7344,
-                0xa409_3822_299f_31d0,
-                0x082e_fa98_ec4e_6c89,
-            ),
+            hasher: ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3]),
         }
     }
 
     /// Hash of a chunk, for [`ChunkCache::prefetch`] and [`ChunkCache::get_hashed`].
     #[inline]
     pub fn hash(&self, chunk: &str) -> u64 {
-        self.hasher.hash_one(chunk.as_bytes())
+        self.hash_words(chunk, KeyWords::of(chunk.as_bytes()))
+    }
+
+    /// [`ChunkCache::hash`] of a chunk whose [`KeyWords`] are known. Keys up to 16
+    /// bytes (most words and pieces) are hashed from their words with two
+    /// multiplications; longer ones with `ahash`.
+    #[inline]
+    pub fn hash_words(&self, chunk: &str, words: KeyWords) -> u64 {
+        let n = chunk.len() as u64;
+        if n <= 16 {
+            fold(fold(words.lo ^ SEEDS[0], words.hi ^ SEEDS[1]) ^ n, SEEDS[2])
+        } else {
+            self.hasher.hash_one(chunk.as_bytes())
+        }
     }
 
     #[inline]
@@ -378,7 +453,13 @@ impl ChunkCache {
     /// Type ids of `chunk`, whose hash is `hash`.
     #[inline]
     pub fn get_hashed(&self, chunk: &str, hash: u64) -> Option<&[u32]> {
-        self.shard(hash).get(chunk.as_bytes(), hash)
+        self.get_words(chunk, hash, KeyWords::of(chunk.as_bytes()))
+    }
+
+    /// Type ids of `chunk`, whose hash is `hash` and whose [`KeyWords`] are `words`.
+    #[inline]
+    pub fn get_words(&self, chunk: &str, hash: u64, words: KeyWords) -> Option<&[u32]> {
+        self.shard(hash).get(chunk.as_bytes(), hash, words)
     }
 
     /// Type ids of `chunk`.
@@ -471,6 +552,35 @@ mod tests {
                 inline[..n].copy_from_slice(key);
                 assert_eq!(probe_of(key), words_of(&inline), "length {n}");
             }
+        }
+    }
+
+    #[test]
+    fn key_words_read_in_place_equal_those_of_the_key_alone() {
+        let text: Vec<u8> = (0..48u8).map(|i| b'a' + (i * 7) % 26).collect();
+        let c = ChunkCache::new(16);
+        for start in 0..text.len() {
+            for end in start + 1..=text.len() {
+                let key = &text[start..end];
+                let alone = KeyWords::of(key);
+                assert_eq!(KeyWords::within(&text, start, end), alone, "{start}..{end}");
+                let s = std::str::from_utf8(key).expect("ascii");
+                assert_eq!(c.hash_words(s, alone), c.hash(s));
+                if key.len() <= INLINE_KEY {
+                    assert_eq!(alone.probe(), probe_of(key), "{start}..{end}");
+                }
+            }
+        }
+        // Sixteen bytes or fewer hash by their words: keys that differ in one byte or
+        // in length (zero padding) hash apart.
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=16usize {
+            for i in 0..n {
+                let mut k = vec![b'x'; n];
+                k[i] = b'y';
+                assert!(seen.insert(c.hash(std::str::from_utf8(&k).expect("ascii"))));
+            }
+            assert!(seen.insert(c.hash(&"x".repeat(n))));
         }
     }
 

@@ -16,7 +16,7 @@ use arrow_array::{
 use arrow_schema::DataType;
 use rayon::prelude::*;
 
-use crate::cache::{ChunkCache, Hashed, HashedMap, NewChunk};
+use crate::cache::{ChunkCache, Hashed, HashedMap, KeyWords, NewChunk};
 use crate::error::{Error, Result};
 use crate::segment::{joinable, Segmenter, NO_TYPE};
 use crate::text::{lowercase_into, words, AsciiWords, Chunks};
@@ -310,25 +310,93 @@ impl Candidates {
     }
 }
 
-/// Interned word types (words mode).
-#[derive(Default)]
+/// Interned word types (words mode): names stored back to back in one string,
+/// found through a table of ids. New words are hashed where they are found, in
+/// parallel, so that interning them in order costs one probe each.
 struct Interner {
-    ids: AHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    table: hashbrown::HashTable<u32>,
+    text: String,
+    /// `ends[id]` ends the name of `id` in `text` (it starts where `id - 1` ends).
+    ends: Vec<usize>,
+    hasher: ahash::RandomState,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            table: hashbrown::HashTable::new(),
+            text: String::new(),
+            ends: Vec::new(),
+            // Fixed seeds: deterministic, like every other table of the core.
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+        }
+    }
+}
+
+/// The name of `id` in an interner's `text` / `ends`.
+#[inline]
+fn name_of<'a>(text: &'a str, ends: &[usize], id: u32) -> &'a str {
+    let i = id as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
 }
 
 impl Interner {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn name(&self, id: u32) -> Option<&str> {
+        ((id as usize) < self.ends.len()).then(|| name_of(&self.text, &self.ends, id))
+    }
+
+    #[inline]
+    fn hash(&self, word: &str) -> u64 {
+        self.hasher.hash_one(word)
+    }
+
+    /// The id of `word` (whose [`Interner::hash`] is `hash`), if it is interned.
+    #[inline]
+    fn get_hashed(&self, word: &str, hash: u64) -> Option<u32> {
+        self.table
+            .find(hash, |&id| name_of(&self.text, &self.ends, id) == word)
+            .copied()
+    }
+
+    fn get(&self, word: &str) -> Option<u32> {
+        self.get_hashed(word, self.hash(word))
+    }
+
+    /// The id of `word` (whose hash is `hash`), interned if new.
+    fn intern_hashed(&mut self, word: &str, hash: u64) -> Result<u32> {
+        let Interner {
+            table,
+            text,
+            ends,
+            hasher,
+        } = self;
+        let entry = table.entry(
+            hash,
+            |&id| name_of(text, ends, id) == word,
+            |&id| hasher.hash_one(name_of(text, ends, id)),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => Ok(*e.get()),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let id = ends.len() as u32;
+                if id >= MAX_TYPES {
+                    return Err(Error::Capacity(u64::from(MAX_TYPES)));
+                }
+                text.push_str(word);
+                ends.push(text.len());
+                e.insert(id);
+                Ok(id)
+            }
+        }
+    }
+
     fn intern(&mut self, word: &str) -> Result<u32> {
-        if let Some(&id) = self.ids.get(word) {
-            return Ok(id);
-        }
-        let id = self.names.len() as u32;
-        if id >= MAX_TYPES {
-            return Err(Error::Capacity(u64::from(MAX_TYPES)));
-        }
-        self.ids.insert(word.into(), id);
-        self.names.push(word.into());
-        Ok(id)
+        self.intern_hashed(word, self.hash(word))
     }
 }
 
@@ -377,9 +445,9 @@ const WORD_BLOCK: usize = 1024;
 struct WordBlock {
     /// Word ids of the block's chunks, [`NEW_WORD`] for words not yet interned.
     words: Resolved,
-    /// The new words' text, concatenated, and where each ends.
+    /// The new words' text, concatenated, and where each ends (with its hash).
     new: String,
-    new_ends: Vec<usize>,
+    new_ends: Vec<(usize, u64)>,
 }
 
 /// Type ids of a batch's new chunks, flat: chunk `i`'s ids are
@@ -470,37 +538,39 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     }
 
     #[inline]
-    fn lookup(&self, chunk: &str, hash: u64) -> Option<&'v [u32]> {
+    fn lookup(&self, chunk: &str, hash: u64, words: KeyWords) -> Option<&'v [u32]> {
         self.view
             .cache
-            .get_hashed(chunk, hash)
+            .get_words(chunk, hash, words)
             .or_else(|| self.view.extra.get(chunk).map(|v| &**v))
     }
 
     /// Append the ids of every chunk of `chunks` to `seq`, from the cache; a chunk
     /// missing from it gets the pair `[MISSING, index into misses]`, and each distinct
     /// missing chunk is recorded once. Returns whether any was missing.
+    /// `chunks` come with their [`KeyWords`].
     #[inline]
     fn lookup_all(
         &mut self,
-        mut chunks: impl Iterator<Item = &'t str>,
+        mut chunks: impl Iterator<Item = (&'t str, KeyWords)>,
         seq: &mut Vec<u32>,
     ) -> bool {
         let cache = self.view.cache;
         let mut missing = false;
         // Chunks are hashed and their cache slots prefetched a block ahead of
         // their lookups, so that the memory reads of a block overlap.
-        let mut block: [(&'t str, u64); LOOKAHEAD] = [("", 0); LOOKAHEAD];
+        let none = KeyWords { lo: 0, hi: 0 };
+        let mut block: [(&'t str, u64, KeyWords); LOOKAHEAD] = [("", 0, none); LOOKAHEAD];
         loop {
             let mut n = 0;
-            for chunk in chunks.by_ref().take(LOOKAHEAD) {
-                let h = cache.hash(chunk);
+            for (chunk, words) in chunks.by_ref().take(LOOKAHEAD) {
+                let h = cache.hash_words(chunk, words);
                 cache.prefetch(h);
-                block[n] = (chunk, h);
+                block[n] = (chunk, h, words);
                 n += 1;
             }
-            for &(chunk, h) in &block[..n] {
-                match self.lookup(chunk, h) {
+            for &(chunk, h, words) in &block[..n] {
+                match self.lookup(chunk, h, words) {
                     Some(v) => push_ids(seq, v),
                     None => {
                         missing = true;
@@ -542,15 +612,23 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
             // text whatever the key. (Splitting only the ASCII chunks of other texts
             // was measured slower: 1 GB words mode, 6.7-7.1 s against 6.6-6.7 s.)
             let segmenter = self.view.segmenter;
+            let alone = |c: &'t str| (c, KeyWords::of(c.as_bytes()));
             missing = match segmenter {
                 Segmenter::Words if text.is_ascii() => {
-                    self.lookup_all(AsciiWords::new(text), &mut seq)
+                    // A word's key words are read from the text around it.
+                    let mut words = AsciiWords::new(text);
+                    let b = text.as_bytes();
+                    let keyed = std::iter::from_fn(|| {
+                        let (s, e) = words.next_span()?;
+                        Some((&text[s..e], KeyWords::within(b, s, e)))
+                    });
+                    self.lookup_all(keyed, &mut seq)
                 }
                 Segmenter::Tokenizer(t) => match t.piece_keys(text) {
-                    Some(pieces) => self.lookup_all(pieces, &mut seq),
-                    None => self.lookup_all(Chunks::new(text), &mut seq),
+                    Some(pieces) => self.lookup_all(pieces.map(alone), &mut seq),
+                    None => self.lookup_all(Chunks::new(text).map(alone), &mut seq),
                 },
-                Segmenter::Words => self.lookup_all(Chunks::new(text), &mut seq),
+                Segmenter::Words => self.lookup_all(Chunks::new(text).map(alone), &mut seq),
             };
         } else if let Segmenter::Tokenizer(t) = self.view.segmenter {
             t.push_types_plain(text, &mut seq)?;
@@ -576,7 +654,8 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
                     self.view.cache.prefetch(ahead.hash);
                 }
             }
-            out.push(self.lookup(m.text, m.hash).ok_or_else(|| {
+            let words = KeyWords::of(m.text.as_bytes());
+            out.push(self.lookup(m.text, m.hash, words).ok_or_else(|| {
                 Error::InvalidInput(format!("internal: chunk {:?} was not resolved", m.text))
             })?);
         }
@@ -739,18 +818,17 @@ fn push_ids(seq: &mut Vec<u32>, ids: &[u32]) {
 }
 
 /// Candidates whose type ids are all below this are deduplicated with a per-thread
-/// table indexed by type id (8 bytes per type, so at most 32 MiB per thread), the
+/// table indexed by type id (4 bytes per type, so at most 16 MiB per thread), the
 /// others by sorting.
 const DEDUPE_TYPES: usize = 1 << 22;
 
-/// Per-thread table for deduplicating a candidate's types in one pass.
+/// Per-thread table for deduplicating a candidate's types in one pass: a sparse set.
+/// `at[t]` is where type `t` stands in the current candidate's set if it is there;
+/// an entry left by an earlier candidate points past the set, or at another type,
+/// so the table is never cleared.
 #[derive(Default)]
 struct Dedupe {
-    /// For type `t`: the stamp of the candidate that last met it (high 32 bits) and
-    /// its index in that candidate's set (low 32 bits).
-    seen: Vec<u64>,
-    /// Stamp of the current candidate (never 0, the value of a fresh entry).
-    stamp: u32,
+    at: Vec<u32>,
 }
 
 thread_local! {
@@ -761,25 +839,19 @@ impl Dedupe {
     /// Append the distinct types of `toks` (all below `max + 1`, [`NO_TYPE`] skipped)
     /// to `set` in order of first appearance, and their occurrences to `counts`.
     fn distinct(&mut self, toks: &[u32], max: u32, set: &mut Vec<u32>, counts: &mut Vec<u32>) {
-        if self.seen.len() <= max as usize {
-            self.seen.resize(max as usize + 1, 0);
+        if self.at.len() <= max as usize {
+            self.at.resize(max as usize + 1, 0);
         }
-        if self.stamp == u32::MAX {
-            self.seen.fill(0);
-            self.stamp = 0;
-        }
-        self.stamp += 1;
-        let stamp = u64::from(self.stamp) << 32;
-        let base = counts.len();
+        let (base, cbase) = (set.len(), counts.len());
         for &t in toks {
             if t == NO_TYPE {
                 continue;
             }
-            let e = &mut self.seen[t as usize];
-            if *e & !0xffff_ffff == stamp {
-                counts[base + (*e as u32) as usize] += 1;
+            let k = self.at[t as usize] as usize;
+            if k < set.len() - base && set[base + k] == t {
+                counts[cbase + k] += 1;
             } else {
-                *e = stamp | (counts.len() - base) as u64;
+                self.at[t as usize] = (set.len() - base) as u32;
                 set.push(t);
                 counts.push(1);
             }
@@ -1027,7 +1099,7 @@ impl Corpus {
     pub fn num_types(&self) -> usize {
         match self.segmenter.tokenizer() {
             Some(t) => t.num_types(),
-            None => self.words.names.len(),
+            None => self.words.len(),
         }
     }
 
@@ -1035,7 +1107,7 @@ impl Corpus {
     pub fn type_name(&self, id: u32) -> Option<&str> {
         match self.segmenter.tokenizer() {
             Some(t) => t.type_names().get(id as usize).map(String::as_str),
-            None => self.words.names.get(id as usize).map(|s| &**s),
+            None => self.words.name(id),
         }
     }
 
@@ -1263,7 +1335,7 @@ impl Corpus {
                 // up the words already known; a word not yet known is kept as text,
                 // with a marker in its place. Then, in order: intern the new words
                 // (ids by first appearance).
-                let known = &self.words.ids;
+                let known = &self.words;
                 let blocks: Vec<WordBlock> = crate::threads::install(|| {
                     chunks
                         .par_chunks(WORD_BLOCK)
@@ -1275,12 +1347,13 @@ impl Corpus {
                                 let start = ids.len();
                                 for w in words(c) {
                                     lowercase_into(w, &mut buf);
-                                    match known.get(buf.as_str()) {
-                                        Some(&id) => ids.push(id),
+                                    let h = known.hash(&buf);
+                                    match known.get_hashed(&buf, h) {
+                                        Some(id) => ids.push(id),
                                         None => {
                                             ids.push(NEW_WORD);
                                             b.new.push_str(&buf);
-                                            b.new_ends.push(b.new.len());
+                                            b.new_ends.push((b.new.len(), h));
                                         }
                                     }
                                 }
@@ -1298,8 +1371,8 @@ impl Corpus {
                     let mut new = b.new_ends.iter();
                     let mut from = 0;
                     for id in b.words.ids.iter_mut().filter(|id| **id == NEW_WORD) {
-                        let to = *new.next().expect("one new word per marker");
-                        *id = self.words.intern(&b.new[from..to])?;
+                        let (to, h) = *new.next().expect("one new word per marker");
+                        *id = self.words.intern_hashed(&b.new[from..to], h)?;
                         from = to;
                     }
                     out.append(b.words);
@@ -1349,12 +1422,12 @@ impl Corpus {
             }
             Segmenter::Words => {
                 let mut unseen: AHashMap<String, u32> = AHashMap::new();
-                let base = self.words.names.len() as u32;
+                let base = self.words.len() as u32;
                 let mut buf = String::new();
                 for w in words(text) {
                     lowercase_into(w, &mut buf);
-                    let id = match self.words.ids.get(buf.as_str()) {
-                        Some(&id) => id,
+                    let id = match self.words.get(&buf) {
+                        Some(id) => id,
                         None => {
                             let next = base + unseen.len() as u32;
                             *unseen.entry(buf.clone()).or_insert(next)
@@ -1437,8 +1510,8 @@ impl Corpus {
                 for t in shard.all_types_mut() {
                     *t = map[*t as usize];
                 }
-                if self.counts.len() < self.words.names.len() {
-                    self.counts.resize(self.words.names.len(), 0);
+                if self.counts.len() < self.words.len() {
+                    self.counts.resize(self.words.len(), 0);
                 }
                 for (&id, &k) in map.iter().zip(counts) {
                     self.counts[id as usize] += k;
@@ -1487,7 +1560,52 @@ fn add_report(a: &mut IngestReport, b: &IngestReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::push_ids;
+    use super::{push_ids, Dedupe, NO_TYPE};
+
+    #[test]
+    fn dedupe_gives_first_appearances_and_counts_across_candidates() {
+        let mut d = Dedupe::default();
+        let (mut set, mut counts) = (vec![7u32], vec![1u32]);
+        let mut x = 12345u64;
+        for round in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (x >> 33) as usize % 40;
+            let range = 1 + (x >> 45) as u32 % 50;
+            let toks: Vec<u32> = (0..len)
+                .map(|i| {
+                    let v = (x >> (i % 30)) as u32 % (range + 1);
+                    if v == range {
+                        NO_TYPE
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let max = toks
+                .iter()
+                .copied()
+                .filter(|&t| t != NO_TYPE)
+                .max()
+                .unwrap_or(0);
+            let (s0, c0) = (set.len(), counts.len());
+            d.distinct(&toks, max, &mut set, &mut counts);
+            let mut want: Vec<(u32, u32)> = Vec::new();
+            for &t in toks.iter().filter(|&&t| t != NO_TYPE) {
+                match want.iter_mut().find(|(w, _)| *w == t) {
+                    Some((_, c)) => *c += 1,
+                    None => want.push((t, 1)),
+                }
+            }
+            let got: Vec<(u32, u32)> = set[s0..]
+                .iter()
+                .copied()
+                .zip(counts[c0..].iter().copied())
+                .collect();
+            assert_eq!(got, want, "round {round}: {toks:?}");
+        }
+    }
 
     #[test]
     fn push_ids_appends_every_length() {

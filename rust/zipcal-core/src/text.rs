@@ -42,7 +42,7 @@ pub fn lowercase_into(word: &str, buf: &mut String) {
 /// a direct scanner that applies the same rules ([`AsciiWords`]).
 pub fn words(text: &str) -> Words<'_> {
     if text.is_ascii() {
-        Words::Ascii(AsciiWords { text, pos: 0 })
+        Words::Ascii(AsciiWords::new(text))
     } else {
         Words::Unicode(text.unicode_words())
     }
@@ -71,34 +71,189 @@ impl<'a> Iterator for Words<'a> {
 /// join each other (WB5, WB8-WB10, WB13a-b); one `:` `.` `'` between two letters
 /// joins them (WB6-WB7); one `,` `;` `.` `'` between two digits joins them
 /// (WB11-WB12); everything else breaks. Tested against `unicode-segmentation`.
+///
+/// The text is read 64 bytes at a time into bit masks (one bit per byte, see
+/// [`WordMask`]): a word is a run of set bits, found with two bit scans and no
+/// branch per byte, whatever the length of the words.
 pub struct AsciiWords<'a> {
     text: &'a str,
-    pos: usize,
+    /// Start of the current block.
+    base: usize,
+    /// Word bits of the current block not yet given out.
+    mask: u64,
+    /// Letters and digits of the current block.
+    alnum: u64,
+    /// Whether the current block is loaded (false only before the first).
+    loaded: bool,
 }
 
 impl<'a> AsciiWords<'a> {
     /// The words of `text`, which must be ASCII.
     pub fn new(text: &'a str) -> Self {
         debug_assert!(text.is_ascii());
-        AsciiWords { text, pos: 0 }
+        AsciiWords {
+            text,
+            base: 0,
+            mask: 0,
+            alnum: 0,
+            loaded: false,
+        }
+    }
+
+    /// Load the next block; false at the end of the text.
+    #[inline]
+    fn advance(&mut self) -> bool {
+        if self.loaded {
+            self.base += 64;
+        }
+        self.loaded = true;
+        if self.base >= self.text.len() {
+            self.mask = 0;
+            return false;
+        }
+        let m = WordMask::of(self.text.as_bytes(), self.base);
+        self.mask = m.word;
+        self.alnum = m.alnum;
+        true
     }
 }
 
-/// ASCII letters, digits and `_`: the bytes a word is made of.
-static WORD_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_';
-        b += 1;
-    }
-    t
-};
-
+/// The bits `0..k` (all for `k >= 64`).
 #[inline]
-fn is_word_byte(b: u8) -> bool {
-    WORD_BYTE[b as usize]
+fn low_bits(k: u32) -> u64 {
+    if k >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// One bit per byte of the 64 bytes of ASCII text at `base` (bytes past the end
+/// count as spaces).
+struct WordMask {
+    /// Bytes inside words: letters, digits, `_`, and joiners between two letters or
+    /// two digits.
+    word: u64,
+    /// Letters and digits.
+    alnum: u64,
+}
+
+impl WordMask {
+    #[inline]
+    fn of(b: &[u8], base: usize) -> WordMask {
+        let n = b.len();
+        let c = if base + 64 <= n {
+            classes(b[base..base + 64].try_into().expect("64 bytes"))
+        } else {
+            let mut block = [b' '; 64];
+            block[..n - base].copy_from_slice(&b[base..]);
+            classes(&block)
+        };
+        // The bytes either side of the block, for joiners on its edges.
+        let before = if base > 0 { b[base - 1] } else { b' ' };
+        let after = b.get(base + 64).copied().unwrap_or(b' ');
+        let prev_letter = (c.letter << 1) | u64::from(before.is_ascii_alphabetic());
+        let next_letter = (c.letter >> 1) | u64::from(after.is_ascii_alphabetic()) << 63;
+        let prev_digit = (c.digit << 1) | u64::from(before.is_ascii_digit());
+        let next_digit = (c.digit >> 1) | u64::from(after.is_ascii_digit()) << 63;
+        WordMask {
+            word: c.word
+                | (c.join_letters & prev_letter & next_letter)
+                | (c.join_digits & prev_digit & next_digit),
+            alnum: c.letter | c.digit,
+        }
+    }
+}
+
+/// Byte classes of 64 ASCII bytes, one bit per byte.
+#[derive(Debug, PartialEq, Eq)]
+struct Classes {
+    /// Letters, digits and `_`.
+    word: u64,
+    letter: u64,
+    digit: u64,
+    /// `:` `.` `'` (join two letters).
+    join_letters: u64,
+    /// `,` `;` `.` `'` (join two digits).
+    join_digits: u64,
+}
+
+/// [`Classes`] of a block, sixteen bytes per SSE2 instruction.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn classes(block: &[u8; 64]) -> Classes {
+    use std::arch::x86_64::*;
+    let mut c = Classes {
+        word: 0,
+        letter: 0,
+        digit: 0,
+        join_letters: 0,
+        join_digits: 0,
+    };
+    // SAFETY: SSE2 is part of x86_64; the loads read 16 bytes inside `block`
+    // (offsets 0, 16, 32, 48), unaligned loads being allowed.
+    unsafe {
+        let splat = |b: u8| _mm_set1_epi8(b as i8);
+        for k in 0..4 {
+            let x = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            // ASCII bytes compare correctly as signed.
+            let between = |v: __m128i, lo: u8, hi: u8| {
+                _mm_and_si128(_mm_cmpgt_epi8(v, splat(lo)), _mm_cmplt_epi8(v, splat(hi)))
+            };
+            let letter = between(_mm_or_si128(x, splat(0x20)), b'a' - 1, b'z' + 1);
+            let digit = between(x, b'0' - 1, b'9' + 1);
+            let eq = |b: u8| _mm_cmpeq_epi8(x, splat(b));
+            let under = eq(b'_');
+            let both = _mm_or_si128(eq(b'.'), eq(b'\''));
+            let join_l = _mm_or_si128(both, eq(b':'));
+            let join_d = _mm_or_si128(both, _mm_or_si128(eq(b','), eq(b';')));
+            let bits = |v: __m128i| (_mm_movemask_epi8(v) as u32 as u64) << (16 * k);
+            c.letter |= bits(letter);
+            c.digit |= bits(digit);
+            c.word |= bits(_mm_or_si128(_mm_or_si128(letter, digit), under));
+            c.join_letters |= bits(join_l);
+            c.join_digits |= bits(join_d);
+        }
+    }
+    c
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn classes(block: &[u8; 64]) -> Classes {
+    classes_swar(block)
+}
+
+/// [`Classes`] of a block, eight bytes per machine word (any target; on x86_64 the
+/// tests check the SSE2 version against it).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classes_swar(block: &[u8; 64]) -> Classes {
+    // High bit of each byte -> one bit per byte (byte i -> bit i).
+    let pack = |h: u64| (h >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    let eq = |x: u64, b: u8| {
+        let y = x ^ (ONES * u64::from(b));
+        !((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS
+    };
+    let mut c = Classes {
+        word: 0,
+        letter: 0,
+        digit: 0,
+        join_letters: 0,
+        join_digits: 0,
+    };
+    for k in 0..8 {
+        let x = u64::from_le_bytes(block[8 * k..8 * k + 8].try_into().expect("8 bytes"));
+        let letter = bytes_between(x | (ONES * 0x20), 0x60, 0x7b);
+        let digit = bytes_between(x, 0x2f, 0x3a);
+        let both = eq(x, b'.') | eq(x, b'\'');
+        let shift = 8 * k;
+        c.letter |= pack(letter) << shift;
+        c.digit |= pack(digit) << shift;
+        c.word |= pack(word_bytes(x)) << shift;
+        c.join_letters |= pack(both | eq(x, b':')) << shift;
+        c.join_digits |= pack(both | eq(x, b',') | eq(x, b';')) << shift;
+    }
+    c
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -143,12 +298,6 @@ fn run_end(b: &[u8], mut i: usize, block: impl Fn(u64) -> u64, byte: impl Fn(u8)
     i
 }
 
-/// End of the run of word bytes (letters, digits, `_`) starting at `i` in `b`.
-#[inline]
-fn word_run_end(b: &[u8], i: usize) -> usize {
-    run_end(b, i, word_bytes, is_word_byte)
-}
-
 /// End of the run of ASCII letters starting at `i` in `b`.
 #[inline]
 pub(crate) fn letter_run_end(b: &[u8], i: usize) -> usize {
@@ -160,12 +309,48 @@ pub(crate) fn letter_run_end(b: &[u8], i: usize) -> usize {
     )
 }
 
-/// Whether `c` between `p` and `q` joins them into one word: one `:` `.` `'` between
-/// two letters, or one `,` `;` `.` `'` between two digits.
-#[inline]
-fn joins(p: u8, c: u8, q: u8) -> bool {
-    (p.is_ascii_alphabetic() && q.is_ascii_alphabetic() && matches!(c, b':' | b'.' | b'\''))
-        || (p.is_ascii_digit() && q.is_ascii_digit() && matches!(c, b',' | b';' | b'.' | b'\''))
+impl AsciiWords<'_> {
+    /// Byte span (start, end) of the next word.
+    #[inline]
+    pub fn next_span(&mut self) -> Option<(usize, usize)> {
+        loop {
+            while self.mask == 0 {
+                if !self.advance() {
+                    return None;
+                }
+            }
+            let s = self.mask.trailing_zeros();
+            let start = self.base + s as usize;
+            // Length of the run of set bits from `s` (64 - s when it reaches the
+            // block's end).
+            let run = (!(self.mask >> s)).trailing_zeros().min(64 - s);
+            let mut alnum = self.alnum & (low_bits(s + run) & !low_bits(s)) != 0;
+            let end;
+            if s + run < 64 {
+                end = start + run as usize;
+                self.mask &= !low_bits(s + run);
+            } else {
+                // The word goes on into the next blocks.
+                loop {
+                    if !self.advance() {
+                        end = self.text.len();
+                        break;
+                    }
+                    let k = (!self.mask).trailing_zeros();
+                    alnum |= self.alnum & low_bits(k) != 0;
+                    if k < 64 {
+                        end = self.base + k as usize;
+                        self.mask &= !low_bits(k);
+                        break;
+                    }
+                }
+            }
+            // A segment of underscores alone is not a word.
+            if alnum {
+                return Some((start, end));
+            }
+        }
+    }
 }
 
 impl<'a> Iterator for AsciiWords<'a> {
@@ -173,34 +358,8 @@ impl<'a> Iterator for AsciiWords<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        let b = self.text.as_bytes();
-        let n = b.len();
-        let mut i = self.pos;
-        loop {
-            while i < n && !is_word_byte(b[i]) {
-                i += 1;
-            }
-            if i >= n {
-                self.pos = n;
-                return None;
-            }
-            let start = i;
-            loop {
-                i = word_run_end(b, i);
-                // A single joiner between two letters or two digits continues the word.
-                if i + 1 < n && joins(b[i - 1], b[i], b[i + 1]) {
-                    i += 2;
-                    continue;
-                }
-                break;
-            }
-            // A segment of underscores alone is not a word.
-            if b[start] != b'_' || b[start..i].iter().any(|&c| c != b'_') {
-                self.pos = i;
-                // The range starts and ends at ASCII bytes, so on char boundaries.
-                return Some(&self.text[start..i]);
-            }
-        }
+        // The span starts and ends at ASCII bytes, so on char boundaries.
+        self.next_span().map(|(start, end)| &self.text[start..end])
     }
 }
 
@@ -403,37 +562,75 @@ mod tests {
     }
 
     #[test]
-    fn word_bytes_are_found_eight_at_a_time() {
-        for seed in 0..20_000u64 {
-            // Eight ASCII bytes from a simple generator, biased towards the class edges.
+    fn byte_classes_are_found_a_block_at_a_time() {
+        let edges = b"/09:@AZ[`az{_^ \x00\x7f.,;'";
+        for seed in 0..5_000u64 {
+            // 64 ASCII bytes from a simple generator, biased towards the class edges
+            // and the joiners.
             let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let mut bytes = [0u8; 8];
-            for b in &mut bytes {
+            let mut block = [0u8; 64];
+            for b in &mut block {
                 x ^= x >> 29;
                 x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                let edges = b"/09:@AZ[`az{_^ \x00\x7f";
                 *b = if x & 1 == 0 {
                     edges[(x >> 8) as usize % edges.len()]
                 } else {
                     (x >> 16) as u8 & 0x7f
                 };
             }
-            let w = word_bytes(u64::from_le_bytes(bytes));
-            for (k, &b) in bytes.iter().enumerate() {
-                assert_eq!(w >> (8 * k + 7) & 1 == 1, is_word_byte(b), "byte {b:#x}");
-            }
-            let letters = letter_run_end(&bytes, 0);
+            let bits = |f: &dyn Fn(u8) -> bool| {
+                block
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |m, (i, &b)| m | u64::from(f(b)) << i)
+            };
+            let expected = Classes {
+                word: bits(&|b| b.is_ascii_alphanumeric() || b == b'_'),
+                letter: bits(&|b| b.is_ascii_alphabetic()),
+                digit: bits(&|b| b.is_ascii_digit()),
+                join_letters: bits(&|b| matches!(b, b':' | b'.' | b'\'')),
+                join_digits: bits(&|b| matches!(b, b',' | b';' | b'.' | b'\'')),
+            };
+            assert_eq!(classes(&block), expected, "{block:?}");
+            assert_eq!(classes_swar(&block), expected, "{block:?}");
+            let letters = letter_run_end(&block[..8], 0);
             assert_eq!(
                 letters,
-                bytes
+                block[..8]
                     .iter()
                     .position(|b| !b.is_ascii_alphabetic())
                     .unwrap_or(8)
             );
-            let end = word_run_end(&bytes, 0);
+            // Words of the block (and of texts that cut it anywhere) are UAX #29's.
+            let text = std::str::from_utf8(&block).expect("ascii");
+            for cut in [64, 63, 33, 17, 1] {
+                let t = &text[..cut];
+                let fast: Vec<&str> = AsciiWords::new(t).collect();
+                let uax: Vec<&str> = t.unicode_words().collect();
+                assert_eq!(fast, uax, "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn words_across_blocks_are_whole() {
+        // Words, joiners and underscore runs that straddle 64-byte block edges.
+        for pad in 0..70 {
+            for word in ["abc", "a.b", "1,000", "x_y", "___", "can't", "a:b"] {
+                let t = format!(
+                    "{} {word} {}a.b{}",
+                    " ".repeat(pad),
+                    "z".repeat(pad),
+                    "_".repeat(pad % 5)
+                );
+                let fast: Vec<&str> = AsciiWords::new(&t).collect();
+                let uax: Vec<&str> = t.unicode_words().collect();
+                assert_eq!(fast, uax, "{t:?}");
+            }
+            let long = "w".repeat(pad * 3 + 1);
             assert_eq!(
-                end,
-                bytes.iter().position(|&b| !is_word_byte(b)).unwrap_or(8)
+                AsciiWords::new(&long).collect::<Vec<_>>(),
+                vec![long.as_str()]
             );
         }
     }
