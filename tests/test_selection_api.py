@@ -509,3 +509,28 @@ def test_selection_in_forked_child(wikitext_lines):
     got, again = json.loads(data)
     assert got == want
     assert again == parent.indices.tolist()
+
+
+def test_words_type_sequences_name_each_word_in_order():
+    """Word-mode type sequences (cached word keys for ASCII text, names otherwise)
+    give each word's type, and unseen words ids past num_types in order of first
+    appearance, one text at a time."""
+    docs = [
+        "The cat sat on the mat, and the Cat's hat fell.",
+        "Über-große Füße gehen nach München; the cat again.",
+        "Numbers 3.14 and 1,000 or a.b.c with under_scores __ too",
+    ]
+    pool = zipcal.load_pool(docs, tokenizer="words", min_tokens=1)
+    names = pool.corpus.type_names()
+    index = {w: i for i, w in enumerate(names)}
+    texts = docs + ["brand new words, the CAT and new words again", "naïve café brand", ""]
+    got = pool.corpus.type_sequences(texts)
+    for text, seq in zip(texts, got):
+        unseen: dict = {}
+        want = []
+        for w in (x.lower() for x in _core.segment_words(text)):
+            if w not in index:
+                unseen.setdefault(w, len(names) + len(unseen))
+            want.append(index.get(w, unseen.get(w)))
+        assert seq.tolist() == want, text
+        assert pool.corpus.type_sequence(text).tolist() == want

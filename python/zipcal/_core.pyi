@@ -121,6 +121,8 @@ class Corpus:
     def type_names(self) -> List[str]: ...
     def type_sequence(self, text: str) -> npt.NDArray[np.uint32]:
         """Type ids of one text through the ingestion path (unseen words get ids >= num_types)."""
+    def type_sequences(self, texts: List[str]) -> List[npt.NDArray[np.uint32]]:
+        """``type_sequence`` of each text, computed in parallel."""
     def weights(self, weighting: str) -> npt.NDArray[np.uint64]: ...
     def greedy(
         self, n: int, weighting: str = "uniform", naive: bool = False

@@ -218,11 +218,18 @@ class Pool:
 
     def candidate_type_sequence(self, i: int) -> np.ndarray:
         """Type ids of candidate ``i``'s tokens (NO_TYPE for untyped tokens)."""
-        seq = self.corpus.type_sequence(self.row_text(int(self.rows[i])))
+        return self.candidate_type_sequences([i])[0]
+
+    def candidate_type_sequences(self, indices: Sequence[int]) -> List[np.ndarray]:
+        """:meth:`candidate_type_sequence` of each candidate, tokenized in parallel."""
+        indices = [int(i) for i in indices]
+        seqs = self.corpus.type_sequences([self.row_text(int(self.rows[i])) for i in indices])
         if self.unit == "window":
-            k = int(self.windows[i])
-            seq = seq[k * self.seq_len : (k + 1) * self.seq_len]
-        return seq
+            seqs = [
+                seq[int(self.windows[i]) * self.seq_len : (int(self.windows[i]) + 1) * self.seq_len]
+                for i, seq in zip(indices, seqs)
+            ]
+        return seqs
 
 
 def load_pool(
@@ -589,9 +596,9 @@ class Selection:
         """Token count per type id over the selected samples."""
         if self._type_counts is None:
             seqs = (
-                [self.pool.corpus.type_sequence(t) for t in self.texts]
+                self.pool.corpus.type_sequences(list(self.texts))
                 if self.synthetic
-                else [self.pool.candidate_type_sequence(int(c)) for c in self.candidates]
+                else self.pool.candidate_type_sequences(self.candidates)
             )
             flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.uint32)
             flat = flat[flat != _core.NO_TYPE].astype(np.int64)

@@ -200,84 +200,95 @@ def _parquet(
 
     A string column is read by the Rust core into Arrow string views that point into
     the decompressed pages (``_core.ParquetText``): no copy of the text, no buffer
-    that grows batch by batch. Anything that reader does not take (another column
-    type, a codec it lacks, invalid UTF-8, a damaged page) is read by pyarrow, from
-    the first row not yet given out, so its errors and ``encoding_errors`` handling
-    are pyarrow's path as before. ``ZIPCAL_PARQUET_READER=pyarrow`` reads every file
-    with pyarrow.
+    that grows batch by batch, and no pyarrow.parquet import. Anything that reader
+    does not take (another column type, a codec it lacks, invalid UTF-8, a damaged
+    page) is read by pyarrow, from the first row not yet given out, so its errors and
+    ``encoding_errors`` handling are pyarrow's path as before.
+    ``ZIPCAL_PARQUET_READER=pyarrow`` reads every file with pyarrow."""
+    given = 0
+    core = _core_parquet(path)
+    if core is not None:
+        schema = pa.schema(core.schema())
+        col = pick_column(schema, opts.text_column, path)
+        try:
+            if not _is_plain_string(schema.field(col).type):
+                raise TypeError("not a plain string column")
+            batches = core.read(col, opts.batch_rows, None if row_groups is None else list(row_groups))
+        except Exception as e:
+            log.debug("%s: read by pyarrow (%s)", path, e)
+        else:
+            while True:
+                try:
+                    view = next(batches, None)
+                except Exception as e:  # any failure: pyarrow reads the rest
+                    log.debug("%s: read by pyarrow from row %d (%s)", path, first_row + given, e)
+                    break
+                if view is None:
+                    return
+                arr = pa.array(view)
+                yield Batch(path, first_row + given, arr)
+                given += len(arr)
+    yield from _parquet_pyarrow(path, opts, row_groups, first_row, given)
 
-    The pyarrow path reads with ``pq.ParquetFile`` into pyarrow's default pool, without
-    pre-buffering: `pyarrow.dataset` fragments cost 0.3-0.4 s before the first batch
-    (importing it imports pandas when installed)."""
+
+def _core_parquet(path: str) -> Any:
+    """The file opened by the core's reader, or None (turned off, or not a file it
+    opens)."""
+    if os.environ.get("ZIPCAL_PARQUET_READER", "").strip().lower() == "pyarrow":
+        return None
+    from . import _core
+
+    try:
+        return _core.ParquetText(path)
+    except Exception as e:
+        log.debug("%s: read by pyarrow (%s)", path, e)
+        return None
+
+
+def _is_plain_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _parquet_pyarrow(
+    path: str, opts: ReadOptions, row_groups: Optional[Sequence[int]], first_row: int, skip: int
+) -> Iterator[Batch]:
+    """Batches of the text column read by pyarrow, from the given row groups (all when
+    None), leaving out their first ``skip`` rows.
+
+    Read with ``pq.ParquetFile`` into pyarrow's default pool, without pre-buffering:
+    `pyarrow.dataset` fragments cost 0.3-0.4 s before the first batch (importing it
+    imports pandas when installed)."""
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path, pre_buffer=False)
         try:
             col = pick_column(pf.schema_arrow, opts.text_column, path)
-            given = 0
-            if _core_reads(pf.schema_arrow.field(col).type):
-                from . import _core
-
-                groups = None if row_groups is None else list(row_groups)
-                reader = _core.ParquetText(path, col, opts.batch_rows, groups)
-                while True:
-                    try:
-                        view = next(reader, None)
-                    except Exception as e:  # any failure: pyarrow reads the rest
-                        log.debug("%s: read by pyarrow from row %d (%s)", path, first_row + given, e)
-                        break
-                    if view is None:
-                        return
-                    arr = pa.array(view)
-                    yield Batch(path, first_row + given, arr)
-                    given += len(arr)
-            yield from _parquet_pyarrow(pf, path, col, opts, row_groups, first_row, given)
+            groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
+            first = first_row
+            # Row groups wholly skipped are not read.
+            while groups and skip >= pf.metadata.row_group(groups[0]).num_rows:
+                n = pf.metadata.row_group(groups.pop(0)).num_rows
+                skip -= n
+                first += n
+            if not groups:
+                return
+            batches = pf.iter_batches(batch_size=opts.batch_rows, row_groups=groups, columns=[col], use_threads=False)
+            for rb in batches:
+                arr = _as_string_array(rb.column(0))
+                if skip:
+                    cut = min(skip, len(arr))
+                    arr, skip, first = arr.slice(cut), skip - cut, first + cut
+                    if not len(arr):
+                        continue
+                yield Batch(path, first, arr)
+                first += len(arr)
         finally:
             pf.close()
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         if isinstance(e, InputError):
             raise
         raise InputError(f"{path}: not a readable Parquet file ({e})") from None
-
-
-def _core_reads(t: pa.DataType) -> bool:
-    """Whether the Rust core reads a Parquet column of this Arrow type."""
-    if os.environ.get("ZIPCAL_PARQUET_READER", "").strip().lower() == "pyarrow":
-        return False
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
-def _parquet_pyarrow(
-    pf: Any,
-    path: str,
-    col: str,
-    opts: ReadOptions,
-    row_groups: Optional[Sequence[int]],
-    first_row: int,
-    skip: int,
-) -> Iterator[Batch]:
-    """Batches of column ``col`` read by pyarrow, from the given row groups (all when
-    None), leaving out their first ``skip`` rows."""
-    groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
-    first = first_row
-    # Row groups wholly skipped are not read.
-    while groups and skip >= pf.metadata.row_group(groups[0]).num_rows:
-        n = pf.metadata.row_group(groups.pop(0)).num_rows
-        skip -= n
-        first += n
-    if not groups:
-        return
-    batches = pf.iter_batches(batch_size=opts.batch_rows, row_groups=groups, columns=[col], use_threads=False)
-    for rb in batches:
-        arr = _as_string_array(rb.column(0))
-        if skip:
-            cut = min(skip, len(arr))
-            arr, skip, first = arr.slice(cut), skip - cut, first + cut
-            if not len(arr):
-                continue
-        yield Batch(path, first, arr)
-        first += len(arr)
 
 
 def _arrow_ipc(path: str, opts: ReadOptions) -> Iterator[Batch]:

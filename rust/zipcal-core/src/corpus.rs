@@ -1424,7 +1424,7 @@ impl Corpus {
                 let mut unseen: AHashMap<String, u32> = AHashMap::new();
                 let base = self.words.len() as u32;
                 let mut buf = String::new();
-                for w in words(text) {
+                let mut by_name = |w: &str, seq: &mut Vec<u32>| {
                     lowercase_into(w, &mut buf);
                     let id = match self.words.get(&buf) {
                         Some(id) => id,
@@ -1434,10 +1434,32 @@ impl Corpus {
                         }
                     };
                     seq.push(id);
+                };
+                if text.is_ascii() {
+                    // Words as ingestion keys them: a cached word's ids are its type.
+                    let b = text.as_bytes();
+                    let mut spans = AsciiWords::new(text);
+                    while let Some((s, e)) = spans.next_span() {
+                        let w = &text[s..e];
+                        let kw = KeyWords::within(b, s, e);
+                        match self.cache.get_words(w, self.cache.hash_words(w, kw), kw) {
+                            Some(ids) => seq.extend_from_slice(ids),
+                            None => by_name(w, &mut seq),
+                        }
+                    }
+                } else {
+                    for w in words(text) {
+                        by_name(w, &mut seq);
+                    }
                 }
             }
         }
         Ok(seq)
+    }
+
+    /// [`Corpus::type_sequence`] of each text, in parallel.
+    pub fn type_sequences(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        crate::threads::install(|| texts.par_iter().map(|t| self.type_sequence(t)).collect())
     }
 
     /// Merge a shard ingested elsewhere (another process or machine) with the same

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::ArrayRef;
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
@@ -22,27 +22,42 @@ use parquet::arrow::ProjectionMask;
 
 use crate::error::{Error, Result};
 
-/// Batches of one string column of a Parquet file, as `Utf8View` arrays.
-pub struct ParquetText {
+/// An open Parquet file: its metadata, read once.
+pub struct ParquetFile {
     path: String,
-    batches: ParquetRecordBatchReader,
+    file: File,
+    meta: ArrowReaderMetadata,
 }
 
-impl ParquetText {
-    /// Open `path` to read `column` (a top-level string column) in batches of
-    /// `batch_rows` rows, from the given row groups (all when `None`) in their order.
-    pub fn open(
-        path: &Path,
-        column: &str,
-        batch_rows: usize,
-        row_groups: Option<Vec<usize>>,
-    ) -> Result<ParquetText> {
+impl ParquetFile {
+    pub fn open(path: &Path) -> Result<ParquetFile> {
         let name = path.display().to_string();
         let fail = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("{name}: {e}"));
         let file = File::open(path).map_err(|e| fail(&e))?;
         let meta =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
-        let schema = meta.schema();
+        Ok(ParquetFile {
+            path: name,
+            file,
+            meta,
+        })
+    }
+
+    /// The Arrow schema of the file's columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.meta.schema().clone()
+    }
+
+    /// Read `column` (a top-level string column) in batches of `batch_rows` rows, from
+    /// the given row groups (all when `None`) in their order.
+    pub fn text(
+        &self,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<ParquetText> {
+        let fail = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("{}: {e}", self.path));
+        let schema = self.meta.schema();
         let index = schema
             .index_of(column)
             .map_err(|_| fail(&format!("no column {column:?}")))?;
@@ -65,10 +80,11 @@ impl ParquetText {
             .collect();
         let views = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
         let meta = ArrowReaderMetadata::try_new(
-            meta.metadata().clone(),
+            self.meta.metadata().clone(),
             ArrowReaderOptions::new().with_schema(views),
         )
         .map_err(|e| fail(&e))?;
+        let file = self.file.try_clone().map_err(|e| fail(&e))?;
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
         let mut builder = builder
@@ -83,9 +99,27 @@ impl ParquetText {
         }
         let batches = builder.build().map_err(|e| fail(&e))?;
         Ok(ParquetText {
-            path: name,
+            path: self.path.clone(),
             batches,
         })
+    }
+}
+
+/// Batches of one string column of a Parquet file, as `Utf8View` arrays.
+pub struct ParquetText {
+    path: String,
+    batches: ParquetRecordBatchReader,
+}
+
+impl ParquetText {
+    /// Open `path` and read `column` (see [`ParquetFile::text`]).
+    pub fn open(
+        path: &Path,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<ParquetText> {
+        ParquetFile::open(path)?.text(column, batch_rows, row_groups)
     }
 
     /// The next batch's strings, `None` at the end.

@@ -575,6 +575,22 @@ impl Corpus {
         Ok(seq.into_pyarray(py))
     }
 
+    /// `type_sequence` of each text, computed in parallel.
+    fn type_sequences<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+    ) -> PyResult<Vec<Bound<'py, PyArray1<u32>>>> {
+        let inner = &self.inner;
+        let seqs = py
+            .detach(|| {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                inner.type_sequences(&refs)
+            })
+            .map_err(|e| err(py, e))?;
+        Ok(seqs.into_iter().map(|s| s.into_pyarray(py)).collect())
+    }
+
     /// Integer type weights ("uniform" or "zipf").
     fn weights<'py>(
         &self,
@@ -660,31 +676,49 @@ fn chunks(text: &str) -> Vec<String> {
     core::text::Chunks::new(text).map(str::to_string).collect()
 }
 
-/// Batches of one string column of a Parquet file, as Arrow string views (see
-/// `zipcal_core::parquet`). Iterating yields objects exporting `__arrow_c_array__`;
-/// each batch is decoded with the GIL released.
+/// A Parquet file opened by the core: its schema, and batches of one string column
+/// as Arrow string views (see `zipcal_core::parquet`). Iterating yields objects
+/// exporting `__arrow_c_array__`; each batch is decoded with the GIL released.
 #[pyclass(frozen, module = "zipcal._core")]
 struct ParquetText {
-    inner: Mutex<core::parquet::ParquetText>,
+    file: core::parquet::ParquetFile,
+    batches: Mutex<Option<core::parquet::ParquetText>>,
 }
 
 #[pymethods]
 impl ParquetText {
     #[new]
-    #[pyo3(signature = (path, column, batch_rows, row_groups=None))]
-    fn new(
-        py: Python<'_>,
-        path: PathBuf,
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let file = py
+            .detach(|| core::parquet::ParquetFile::open(&path))
+            .map_err(|e| err(py, e))?;
+        Ok(ParquetText {
+            file,
+            batches: Mutex::new(None),
+        })
+    }
+
+    /// The file's Arrow schema (an object exporting `__arrow_c_schema__`).
+    fn schema(&self) -> pyo3_arrow::PySchema {
+        pyo3_arrow::PySchema::new(self.file.schema())
+    }
+
+    /// Start reading `column` in batches of `batch_rows` rows, from `row_groups`
+    /// (all when None); returns the object to iterate.
+    #[pyo3(signature = (column, batch_rows, row_groups=None))]
+    fn read<'py>(
+        slf: Bound<'py, Self>,
         column: &str,
         batch_rows: usize,
         row_groups: Option<Vec<usize>>,
-    ) -> PyResult<Self> {
-        let inner = py
-            .detach(|| core::parquet::ParquetText::open(&path, column, batch_rows, row_groups))
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let this = slf.get();
+        let text = py
+            .detach(|| this.file.text(column, batch_rows, row_groups))
             .map_err(|e| err(py, e))?;
-        Ok(ParquetText {
-            inner: Mutex::new(inner),
-        })
+        *this.lock() = Some(text);
+        Ok(slf)
     }
 
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -692,16 +726,24 @@ impl ParquetText {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<ArrowArray>> {
-        let next = py.detach(|| {
-            self.inner
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .next_batch()
+        let next = py.detach(|| match self.lock().as_mut() {
+            Some(batches) => batches.next_batch(),
+            None => Err(core::Error::InvalidArgument(
+                "call read(column, batch_rows) before iterating".into(),
+            )),
         });
         match next {
             Ok(batch) => Ok(batch.map(ArrowArray::from_array_ref)),
             Err(e) => Err(err(py, e)),
         }
+    }
+}
+
+impl ParquetText {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<core::parquet::ParquetText>> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
