@@ -203,3 +203,19 @@ def test_console_script_entry_point(tmp_path, valid_txt):
     assert bad.stderr.startswith("zipcal: error: ") and bad.stderr.count("\n") == 1
     m = subprocess.run([sys.executable, "-m", "zipcal", "strategies"], capture_output=True, text=True, timeout=120)
     assert m.returncode == 0 and "zipcal-zipf" in m.stdout
+
+
+@pytest.mark.parametrize("preset", [None, "100"])
+def test_cli_keeps_openblas_threads_from_spinning_unless_told_otherwise(preset):
+    """The command sets OPENBLAS_THREAD_TIMEOUT before numpy loads (OpenBLAS reads it
+    once); a value in the environment is left alone."""
+    code = (
+        "import os, sys; from zipcal.cli import main; rc = main(['strategies']); "
+        "import numpy; print('TIMEOUT', os.environ.get('OPENBLAS_THREAD_TIMEOUT'), rc)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-400:]
+    assert f"TIMEOUT {preset or '4'} 0" in r.stdout

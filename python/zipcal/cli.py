@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from typing import Any, Dict, List, Optional, Sequence
@@ -265,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    if "numpy" not in sys.modules:
+        # OpenBLAS (numpy's BLAS) starts a thread per CPU at import, and each spins for
+        # a while before it sleeps: about 0.1 CPU-s taken from the selection's own
+        # threads on a small machine. This command makes no BLAS calls worth keeping
+        # them awake for. A value set by the user wins.
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -316,7 +316,7 @@ impl Shard {
 
 /// Hint that `items[i]` (if it exists) will be read soon.
 #[inline]
-fn prefetch_at<T>(items: &[T], i: usize) {
+pub(crate) fn prefetch_at<T>(items: &[T], i: usize) {
     let Some(item) = items.get(i) else {
         return;
     };

@@ -822,6 +822,9 @@ fn push_ids(seq: &mut Vec<u32>, ids: &[u32]) {
 /// others by sorting.
 const DEDUPE_TYPES: usize = 1 << 22;
 
+/// Tokens between the prefetch of a type's dedupe entry and its use.
+const DEDUPE_AHEAD: usize = 16;
+
 /// Per-thread table for deduplicating a candidate's types in one pass: a sparse set.
 /// `at[t]` is where type `t` stands in the current candidate's set if it is there;
 /// an entry left by an earlier candidate points past the set, or at another type,
@@ -838,24 +841,42 @@ thread_local! {
 impl Dedupe {
     /// Append the distinct types of `toks` (all below `max + 1`, [`NO_TYPE`] skipped)
     /// to `set` in order of first appearance, and their occurrences to `counts`.
+    ///
+    /// Without a branch on whether a type was seen (that branch goes either way
+    /// about as often as a text brings new types): both vectors get room for every
+    /// token up front, each token writes its slot (its own if seen, the next free one
+    /// if not), and the vectors are cut back at the end.
     fn distinct(&mut self, toks: &[u32], max: u32, set: &mut Vec<u32>, counts: &mut Vec<u32>) {
         if self.at.len() <= max as usize {
             self.at.resize(max as usize + 1, 0);
         }
         let (base, cbase) = (set.len(), counts.len());
-        for &t in toks {
+        set.resize(base + toks.len(), 0);
+        counts.resize(cbase + toks.len(), 0);
+        let (s, c) = (&mut set[base..], &mut counts[cbase..]);
+        let at = &mut self.at[..];
+        let mut n = 0usize;
+        for (i, &t) in toks.iter().enumerate() {
+            // Entries of rarer types are outside the CPU caches: ask for them a few
+            // tokens ahead.
+            if let Some(&ahead) = toks.get(i + DEDUPE_AHEAD) {
+                crate::cache::prefetch_at(at, ahead as usize);
+            }
             if t == NO_TYPE {
                 continue;
             }
-            let k = self.at[t as usize] as usize;
-            if k < set.len() - base && set[base + k] == t {
-                counts[cbase + k] += 1;
-            } else {
-                self.at[t as usize] = (set.len() - base) as u32;
-                set.push(t);
-                counts.push(1);
-            }
+            let k = at[t as usize] as usize;
+            // `k` may be stale (left by another candidate): it counts only if it
+            // points inside this set at this type.
+            let seen = (k < n) & (s[k.min(n)] == t);
+            let slot = if seen { k } else { n };
+            at[t as usize] = slot as u32;
+            s[slot] = t;
+            c[slot] += 1;
+            n += usize::from(!seen);
         }
+        set.truncate(base + n);
+        counts.truncate(cbase + n);
     }
 }
 
