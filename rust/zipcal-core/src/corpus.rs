@@ -1272,9 +1272,10 @@ impl Corpus {
                     .collect()
             })
         };
+        let second: Vec<Option<TaskOut>> = second.into_iter().collect::<Result<_>>()?;
+        self.add_counts(first.iter().chain(second.iter().flatten()));
         let mut batch = IngestReport::default();
         for (a, b) in first.into_iter().zip(second) {
-            let b = b?;
             self.merge(a, b, &mut batch);
         }
         add_report(&mut self.report, &batch);
@@ -1403,16 +1404,36 @@ impl Corpus {
         }
     }
 
-    fn merge(&mut self, a: TaskOut<'_>, b: Option<TaskOut<'_>>, batch: &mut IngestReport) {
+    /// Add the type counts of a batch's tasks to the pool's, in parallel: each job owns
+    /// a range of type ids and takes the entries that fall in it (a task's candidates
+    /// are one segment, aligned with its `set_counts`).
+    fn add_counts<'o, 't: 'o>(&mut self, outs: impl Iterator<Item = &'o TaskOut<'t>>) {
         let n_types = self.num_types();
         if self.counts.len() < n_types {
             self.counts.resize(n_types, 0);
         }
+        let outs: Vec<&TaskOut> = outs.collect();
+        let jobs = crate::threads::num_threads().max(1);
+        let range = self.counts.len().div_ceil(jobs).max(1);
+        crate::threads::install(|| {
+            self.counts
+                .par_chunks_mut(range)
+                .enumerate()
+                .for_each(|(k, counts)| {
+                    let lo = (k * range) as u32;
+                    for out in &outs {
+                        for (&t, &c) in out.candidates.segs.iter().flatten().zip(&out.set_counts) {
+                            if let Some(n) = counts.get_mut(t.wrapping_sub(lo) as usize) {
+                                *n += u64::from(c);
+                            }
+                        }
+                    }
+                })
+        });
+    }
+
+    fn merge(&mut self, a: TaskOut<'_>, b: Option<TaskOut<'_>>, batch: &mut IngestReport) {
         for out in std::iter::once(&a).chain(b.as_ref()) {
-            // A task's candidates are one segment, aligned with its `set_counts`.
-            for (&t, &c) in out.candidates.segs.iter().flatten().zip(&out.set_counts) {
-                self.counts[t as usize] += u64::from(c);
-            }
             add_report(batch, &out.report);
         }
         match b {

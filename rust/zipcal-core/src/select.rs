@@ -171,16 +171,20 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
     if c.len() >= u32::MAX as usize {
         return Err(Error::Capacity(u64::from(u32::MAX) - 1));
     }
+    // With every weight 1 (uniform weighting) a set's first gain is its size: no
+    // pass over the sets' types.
+    let ones = weights.iter().all(|&w| w == 1);
     let initial: Vec<u128> = crate::threads::install(|| {
         (0..c.len())
             .into_par_iter()
             .map(|i| {
                 let set = c.set(i);
-                pack(
-                    set.iter().map(|&t| weights[t as usize]).sum(),
-                    set.len() as u64,
-                    i,
-                )
+                let gain = if ones {
+                    set.len() as u64
+                } else {
+                    set.iter().map(|&t| weights[t as usize]).sum()
+                };
+                pack(gain, set.len() as u64, i)
             })
             .collect()
     });
