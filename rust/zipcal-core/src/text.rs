@@ -166,7 +166,7 @@ impl WordMask {
 }
 
 /// Byte classes of 64 ASCII bytes, one bit per byte.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Classes {
     /// Letters, digits and `_`.
     word: u64,
@@ -183,13 +183,7 @@ struct Classes {
 #[inline]
 fn classes(block: &[u8; 64]) -> Classes {
     use std::arch::x86_64::*;
-    let mut c = Classes {
-        word: 0,
-        letter: 0,
-        digit: 0,
-        join_letters: 0,
-        join_digits: 0,
-    };
+    let mut c = Classes::default();
     // SAFETY: SSE2 is part of x86_64; the loads read 16 bytes inside `block`
     // (offsets 0, 16, 32, 48), unaligned loads being allowed.
     unsafe {
@@ -234,13 +228,7 @@ fn classes_swar(block: &[u8; 64]) -> Classes {
         let y = x ^ (ONES * u64::from(b));
         !((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS
     };
-    let mut c = Classes {
-        word: 0,
-        letter: 0,
-        digit: 0,
-        join_letters: 0,
-        join_digits: 0,
-    };
+    let mut c = Classes::default();
     for k in 0..8 {
         let x = u64::from_le_bytes(block[8 * k..8 * k + 8].try_into().expect("8 bytes"));
         let letter = bytes_between(x | (ONES * 0x20), 0x60, 0x7b);
