@@ -8,6 +8,7 @@ import numpy.typing as npt
 __all__ = [
     "NO_TYPE",
     "Corpus",
+    "ParquetText",
     "Segmenter",
     "chunks",
     "get_num_threads",
@@ -59,6 +60,19 @@ class Segmenter:
         """Byte span of tokens (words in words mode) ``lo..hi`` of ``text``; None if empty."""
     def token_to_id(self, token: str) -> Optional[int]: ...
     def vocab_size(self) -> int: ...
+
+@final
+class ParquetText:
+    """A Parquet file opened by the core: its schema, and batches of one string column as
+    Arrow string views (objects exporting ``__arrow_c_array__``)."""
+
+    def __new__(cls, path: str) -> "ParquetText": ...
+    def schema(self) -> Any:
+        """The file's Arrow schema (exports ``__arrow_c_schema__``)."""
+    def read(self, column: str, batch_rows: int, row_groups: Optional[List[int]] = None) -> "ParquetText":
+        """Start reading ``column``; returns the object to iterate."""
+    def __iter__(self) -> "ParquetText": ...
+    def __next__(self) -> Any: ...
 
 @final
 class Corpus:
