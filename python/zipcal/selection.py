@@ -225,10 +225,8 @@ class Pool:
         indices = [int(i) for i in indices]
         seqs = self.corpus.type_sequences([self.row_text(int(self.rows[i])) for i in indices])
         if self.unit == "window":
-            seqs = [
-                seq[int(self.windows[i]) * self.seq_len : (int(self.windows[i]) + 1) * self.seq_len]
-                for i, seq in zip(indices, seqs)
-            ]
+            starts = [int(self.windows[i]) * self.seq_len for i in indices]
+            seqs = [seq[k : k + self.seq_len] for k, seq in zip(starts, seqs)]
         return seqs
 
 

@@ -206,17 +206,17 @@ def _parquet(
     ``encoding_errors`` handling are pyarrow's path as before.
     ``ZIPCAL_PARQUET_READER=pyarrow`` reads every file with pyarrow."""
     given = 0
+    batches = None
     core = _core_parquet(path)
     if core is not None:
         schema = pa.schema(core.schema())
         col = pick_column(schema, opts.text_column, path)
-        try:
-            if not _is_plain_string(schema.field(col).type):
-                raise TypeError("not a plain string column")
-            batches = core.read(col, opts.batch_rows, None if row_groups is None else list(row_groups))
-        except Exception as e:
-            log.debug("%s: read by pyarrow (%s)", path, e)
-        else:
+        if _is_string_type(schema.field(col).type):
+            try:
+                batches = core.read(col, opts.batch_rows, None if row_groups is None else list(row_groups))
+            except Exception as e:
+                log.debug("%s: read by pyarrow (%s)", path, e)
+        if batches is not None:
             while True:
                 try:
                     view = next(batches, None)
@@ -243,10 +243,6 @@ def _core_parquet(path: str) -> Any:
     except Exception as e:
         log.debug("%s: read by pyarrow (%s)", path, e)
         return None
-
-
-def _is_plain_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
 def _parquet_pyarrow(

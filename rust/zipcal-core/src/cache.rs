@@ -114,7 +114,7 @@ fn le_padded(key: &[u8]) -> u128 {
 /// A key's first sixteen bytes, zero-padded, as two little-endian words: what the
 /// cache hashes (keys up to 16 bytes) and compares (inline keys). Computed once per
 /// key and passed along, so a lookup reads the key's bytes once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyWords {
     pub lo: u64,
     pub hi: u64,

@@ -559,8 +559,8 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
         let mut missing = false;
         // Chunks are hashed and their cache slots prefetched a block ahead of
         // their lookups, so that the memory reads of a block overlap.
-        let none = KeyWords { lo: 0, hi: 0 };
-        let mut block: [(&'t str, u64, KeyWords); LOOKAHEAD] = [("", 0, none); LOOKAHEAD];
+        let mut block: [(&'t str, u64, KeyWords); LOOKAHEAD] =
+            [("", 0, KeyWords::default()); LOOKAHEAD];
         loop {
             let mut n = 0;
             for (chunk, words) in chunks.by_ref().take(LOOKAHEAD) {
@@ -615,14 +615,7 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
             let alone = |c: &'t str| (c, KeyWords::of(c.as_bytes()));
             missing = match segmenter {
                 Segmenter::Words if text.is_ascii() => {
-                    // A word's key words are read from the text around it.
-                    let mut words = AsciiWords::new(text);
-                    let b = text.as_bytes();
-                    let keyed = std::iter::from_fn(|| {
-                        let (s, e) = words.next_span()?;
-                        Some((&text[s..e], KeyWords::within(b, s, e)))
-                    });
-                    self.lookup_all(keyed, &mut seq)
+                    self.lookup_all(keyed_ascii_words(text), &mut seq)
                 }
                 Segmenter::Tokenizer(t) => match t.piece_keys(text) {
                     Some(pieces) => self.lookup_all(pieces.map(alone), &mut seq),
@@ -878,6 +871,16 @@ impl Dedupe {
         set.truncate(base + n);
         counts.truncate(cbase + n);
     }
+}
+
+/// The words of an ASCII text with their [`KeyWords`], read from the text around each
+/// word (the cache keys of words mode).
+fn keyed_ascii_words(text: &str) -> impl Iterator<Item = (&str, KeyWords)> {
+    let mut words = AsciiWords::new(text);
+    std::iter::from_fn(move || {
+        let (s, e) = words.next_span()?;
+        Some((&text[s..e], KeyWords::within(text.as_bytes(), s, e)))
+    })
 }
 
 /// Whether a text is skipped as empty (only whitespace).
@@ -1479,11 +1482,7 @@ impl Corpus {
                 };
                 if text.is_ascii() {
                     // Words as ingestion keys them: a cached word's ids are its type.
-                    let b = text.as_bytes();
-                    let mut spans = AsciiWords::new(text);
-                    while let Some((s, e)) = spans.next_span() {
-                        let w = &text[s..e];
-                        let kw = KeyWords::within(b, s, e);
+                    for (w, kw) in keyed_ascii_words(text) {
                         match self.cache.get_words(w, self.cache.hash_words(w, kw), kw) {
                             Some(ids) => seq.extend_from_slice(ids),
                             None => by_name(w, &mut seq),

@@ -22,6 +22,11 @@ use parquet::arrow::ProjectionMask;
 
 use crate::error::{Error, Result};
 
+/// An input error naming the file.
+fn input_error(path: &str, e: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{path}: {e}"))
+}
+
 /// An open Parquet file: its metadata, read once.
 pub struct ParquetFile {
     path: String,
@@ -32,10 +37,9 @@ pub struct ParquetFile {
 impl ParquetFile {
     pub fn open(path: &Path) -> Result<ParquetFile> {
         let name = path.display().to_string();
-        let fail = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("{name}: {e}"));
-        let file = File::open(path).map_err(|e| fail(&e))?;
-        let meta =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| fail(&e))?;
+        let file = File::open(path).map_err(|e| input_error(&name, e))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| input_error(&name, e))?;
         Ok(ParquetFile {
             path: name,
             file,
@@ -56,7 +60,7 @@ impl ParquetFile {
         batch_rows: usize,
         row_groups: Option<Vec<usize>>,
     ) -> Result<ParquetText> {
-        let fail = |e: &dyn std::fmt::Display| Error::InvalidInput(format!("{}: {e}", self.path));
+        let fail = |e: &dyn std::fmt::Display| input_error(&self.path, e);
         let schema = self.meta.schema();
         let index = schema
             .index_of(column)
@@ -112,31 +116,13 @@ pub struct ParquetText {
 }
 
 impl ParquetText {
-    /// Open `path` and read `column` (see [`ParquetFile::text`]).
-    pub fn open(
-        path: &Path,
-        column: &str,
-        batch_rows: usize,
-        row_groups: Option<Vec<usize>>,
-    ) -> Result<ParquetText> {
-        ParquetFile::open(path)?.text(column, batch_rows, row_groups)
-    }
-
     /// The next batch's strings, `None` at the end.
     pub fn next_batch(&mut self) -> Result<Option<ArrayRef>> {
         match self.batches.next() {
             None => Ok(None),
             Some(Ok(batch)) => Ok(Some(batch.column(0).clone())),
-            Some(Err(e)) => Err(Error::InvalidInput(format!("{}: {e}", self.path))),
+            Some(Err(e)) => Err(input_error(&self.path, e)),
         }
-    }
-}
-
-impl Iterator for ParquetText {
-    type Item = Result<ArrayRef>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch().transpose()
     }
 }
 
@@ -169,10 +155,18 @@ mod tests {
         w.close().expect("close");
     }
 
-    fn read_all(r: ParquetText) -> Vec<Option<String>> {
+    fn open(
+        path: &Path,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+    ) -> Result<ParquetText> {
+        ParquetFile::open(path)?.text(column, batch_rows, row_groups)
+    }
+
+    fn read_all(mut r: ParquetText) -> Vec<Option<String>> {
         let mut out = Vec::new();
-        for batch in r {
-            let batch = batch.expect("batch");
+        while let Some(batch) = r.next_batch().expect("batch") {
             let a = batch
                 .as_any()
                 .downcast_ref::<StringViewArray>()
@@ -198,11 +192,11 @@ mod tests {
             let path = dir.join(format!("t{large}.parquet"));
             write(&path, &refs, 30, large);
             for rows in [1, 7, 64, 1000] {
-                let r = ParquetText::open(&path, "text", rows, None).expect("open");
+                let r = open(&path, "text", rows, None).expect("open");
                 assert_eq!(read_all(r), want, "batch {rows}");
             }
             // Row groups 3 and 1, in that order (rows 90..100 then 30..60).
-            let r = ParquetText::open(&path, "text", 8, Some(vec![3, 1])).expect("open");
+            let r = open(&path, "text", 8, Some(vec![3, 1])).expect("open");
             let mut some = want[90..100].to_vec();
             some.extend_from_slice(&want[30..60]);
             assert_eq!(read_all(r), some);
@@ -210,20 +204,20 @@ mod tests {
                 Ok(_) => panic!("expected an error"),
                 Err(e) => e.to_string(),
             };
-            let e = err(ParquetText::open(&path, "body", 8, None));
+            let e = err(open(&path, "body", 8, None));
             assert!(e.contains("no column \"body\"") && e.contains("t"), "{e}");
-            let e = err(ParquetText::open(&path, "id", 8, None));
+            let e = err(open(&path, "id", 8, None));
             assert!(e.contains("not strings"), "{e}");
-            let e = err(ParquetText::open(&path, "text", 8, Some(vec![4])));
+            let e = err(open(&path, "text", 8, Some(vec![4])));
             assert!(e.contains("no row group 4"), "{e}");
         }
-        let e = match ParquetText::open(&dir.join("missing.parquet"), "text", 8, None) {
+        let e = match open(&dir.join("missing.parquet"), "text", 8, None) {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.to_string(),
         };
         assert!(e.contains("missing.parquet"), "{e}");
         std::fs::write(dir.join("junk.parquet"), b"not parquet at all").expect("junk");
-        assert!(ParquetText::open(&dir.join("junk.parquet"), "text", 8, None).is_err());
+        assert!(open(&dir.join("junk.parquet"), "text", 8, None).is_err());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

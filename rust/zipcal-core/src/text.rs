@@ -224,22 +224,18 @@ fn classes(block: &[u8; 64]) -> Classes {
 fn classes_swar(block: &[u8; 64]) -> Classes {
     // High bit of each byte -> one bit per byte (byte i -> bit i).
     let pack = |h: u64| (h >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-    let eq = |x: u64, b: u8| {
-        let y = x ^ (ONES * u64::from(b));
-        !((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS
-    };
     let mut c = Classes::default();
     for k in 0..8 {
         let x = u64::from_le_bytes(block[8 * k..8 * k + 8].try_into().expect("8 bytes"));
         let letter = bytes_between(x | (ONES * 0x20), 0x60, 0x7b);
         let digit = bytes_between(x, 0x2f, 0x3a);
-        let both = eq(x, b'.') | eq(x, b'\'');
+        let both = bytes_equal(x, b'.') | bytes_equal(x, b'\'');
         let shift = 8 * k;
         c.letter |= pack(letter) << shift;
         c.digit |= pack(digit) << shift;
         c.word |= pack(word_bytes(x)) << shift;
-        c.join_letters |= pack(both | eq(x, b':')) << shift;
-        c.join_digits |= pack(both | eq(x, b',') | eq(x, b';')) << shift;
+        c.join_letters |= pack(both | bytes_equal(x, b':')) << shift;
+        c.join_digits |= pack(both | bytes_equal(x, b',') | bytes_equal(x, b';')) << shift;
     }
     c
 }
@@ -259,9 +255,14 @@ fn bytes_between(x: u64, lo: u64, hi: u64) -> u64 {
 fn word_bytes(x: u64) -> u64 {
     let letters = bytes_between(x | (ONES * 0x20), 0x60, 0x7b);
     let digits = bytes_between(x, 0x2f, 0x3a);
-    let y = x ^ (ONES * u64::from(b'_'));
-    let underscores = !((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS;
-    letters | digits | underscores
+    letters | digits | bytes_equal(x, b'_')
+}
+
+/// High bit of each byte of `x` (all ASCII) set where the byte is `b`.
+#[inline]
+fn bytes_equal(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    !((y & !HIGHS).wrapping_add(!HIGHS) | y) & HIGHS
 }
 
 /// End of the run of bytes of one class starting at `i` in `b`, eight bytes at a time:
