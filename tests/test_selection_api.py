@@ -105,6 +105,12 @@ def test_zipf_exponent_is_the_least_squares_slope():
     slope = np.polyfit(np.log(np.arange(1, len(f) + 1)), np.log(f), 1)[0]
     assert zipf_exponent(counts) == pytest.approx(-slope, rel=1e-9)
     assert zipf_exponent(np.array([0, 5, 0])) is None
+    # Integer counts are grouped by value, not sorted: the same slope as on floats,
+    # with runs of equal counts and counts past the grouped range.
+    for dtype in (np.uint64, np.int64, np.uint32):
+        ints = (counts * rng.integers(1, 40, size=len(counts))).astype(dtype)
+        ints[:50] = 70_000 + rng.integers(0, 3, size=50)
+        assert zipf_exponent(ints) == pytest.approx(zipf_exponent(ints.astype(np.float64)), rel=1e-12)
 
 
 def test_zipcal_covers_more_than_random(words_pool):

@@ -40,12 +40,18 @@ fn lazy_equals_naive_on_large_inputs() {
     }
     let c = Candidates::from_sets(&sets);
     let counts: Vec<u64> = (0..2000).map(|_| next(1000)).collect();
-    for weighting in [Weighting::Uniform, Weighting::Zipf] {
-        let w = type_weights(&counts, weighting);
+    // Uniform, Zipf, and weights of 0 or 1 (one bit per type, some types worth nothing).
+    let zero_one: Vec<u64> = counts.iter().map(|&f| u64::from(f % 7 != 0)).collect();
+    for (name, w) in [
+        ("uniform", type_weights(&counts, Weighting::Uniform)),
+        ("zipf", type_weights(&counts, Weighting::Zipf)),
+        ("zero-one", zero_one),
+    ] {
         let lazy = lazy_greedy(&c, &w, 400).unwrap();
         let naive = naive_greedy(&c, &w, 400).unwrap();
-        assert_eq!(lazy.order, naive.order, "{weighting:?}");
-        assert_eq!(lazy.gains, naive.gains, "{weighting:?}");
+        assert_eq!(lazy.order, naive.order, "{name}");
+        assert_eq!(lazy.gains, naive.gains, "{name}");
+        assert_eq!(lazy.covered_types, naive.covered_types, "{name}");
         assert!(lazy.evaluations < naive.evaluations);
     }
 }
