@@ -286,7 +286,13 @@ impl Live for LiveWeights {
 }
 
 /// The rounds of [`lazy_greedy`], from the initial keys, over `types` types.
-fn lazy_rounds<L: Live>(c: &Candidates, mut keys: Keys, mut live: L, types: usize, n: usize) -> Greedy {
+fn lazy_rounds<L: Live>(
+    c: &Candidates,
+    mut keys: Keys,
+    mut live: L,
+    types: usize,
+    n: usize,
+) -> Greedy {
     // Round in which each candidate's key was last computed.
     let mut fresh_in = vec![0u32; c.len()];
     let mut covered = vec![false; types];

@@ -108,7 +108,7 @@ proptest! {
 
     #[test]
     fn ingestion_is_independent_of_batching_and_cache_size(
-        docs in prop::collection::vec(prop::option::of("[a-e ]{0,30}|([a-c]{1,3}|[a-c]{12,20}|[a-c]{250,260})( [a-c]{1,18}){0,6}"), 1..30),
+        docs in prop::collection::vec(prop::option::of("[a-eA-E ]{0,30}|([a-cA-C]{1,3}|[a-cA-C]{12,20}|[a-cA-C]{250,260})( [a-cA-CéÉ]{1,18}){0,6}"), 1..30),
         split in 0usize..30,
         cache_capacity in 0usize..8,
     ) {
@@ -133,6 +133,14 @@ proptest! {
             (sets, counts, c.candidates().rows().to_vec(), c.report().clone())
         };
         let one = run(&[&texts], 1 << 20, 4_000_000);
+        // Each set holds the lower-cased words of its text ("Ab" and "aB" are one type,
+        // "é" and "É" too), whatever case a word had when it entered the cache.
+        for (set, &row) in one.0.iter().zip(&one.2) {
+            let mut want: Vec<String> = words(texts[row as usize].unwrap()).map(|w| w.to_lowercase()).collect();
+            want.sort();
+            want.dedup();
+            prop_assert_eq!(set, &want);
+        }
         let two = run(&[&texts[..split], &texts[split..]], 7, 4_000_000);
         // A small cache sends most chunks down the uncached path.
         let small = run(&[&texts[..split], &texts[split..]], 7, cache_capacity);
