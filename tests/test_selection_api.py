@@ -529,7 +529,12 @@ def test_words_type_sequences_name_each_word_in_order():
     pool = zipcal.load_pool(docs, tokenizer="words", min_tokens=1)
     names = pool.corpus.type_names()
     index = {w: i for i, w in enumerate(names)}
-    texts = docs + ["brand new words, the CAT and new words again", "naïve café brand", ""]
+    texts = docs + [
+        "brand new words, the CAT and new words again",
+        "naïve café brand",
+        "München; naïve Über-große café, the cat nach naïve",  # cached and new chunks
+        "",
+    ]
     got = pool.corpus.type_sequences(texts)
     for text, seq in zip(texts, got):
         unseen: dict = {}

@@ -1489,8 +1489,12 @@ impl Corpus {
                         }
                     }
                 } else {
-                    for w in words(text) {
-                        by_name(w, &mut seq);
+                    // Chunks as ingestion keys them; a chunk not cached by its words.
+                    for chunk in Chunks::new(text) {
+                        match self.cache.get(chunk) {
+                            Some(ids) => seq.extend_from_slice(ids),
+                            None => words(chunk).for_each(|w| by_name(w, &mut seq)),
+                        }
                     }
                 }
             }
