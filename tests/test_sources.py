@@ -83,7 +83,9 @@ def _parquet_rows(path, monkeypatch, reader: str, **kw):
     import zipcal.sources as src
 
     monkeypatch.setenv("ZIPCAL_PARQUET_READER", reader)
-    opts = src.ReadOptions(text_column="text", batch_rows=kw.pop("batch_rows", 50))
+    opts = src.ReadOptions(
+        text_column="text", batch_rows=kw.pop("batch_rows", 50), first_batch_rows=kw.pop("first_batch_rows", 0)
+    )
     return [
         (b.first_row, b.array.cast(pa.binary()).to_pylist(), b.array.type) for b in src._parquet(str(path), opts, **kw)
     ]
@@ -100,7 +102,13 @@ def test_parquet_core_reader_gives_the_rows_pyarrow_gives(tmp_path, texts, monke
     rows = [None if i % 11 == 5 else t for i, t in enumerate(texts)]
     p = tmp_path / "c.parquet"
     pq.write_table(pa.table({"id": np.arange(len(rows)), "text": pa.array(rows, type=column_type)}), p, row_group_size=37)
-    for kw in ({}, {"row_groups": [2, 0], "first_row": 0}, {"batch_rows": 7}):
+    for kw in (
+        {},
+        {"row_groups": [2, 0], "first_row": 0},
+        {"row_groups": [2, 0], "first_row": 0, "first_batch_rows": 40},
+        {"first_batch_rows": 3},
+        {"batch_rows": 7},  # last: the whole file, checked below
+    ):
         core = _parquet_rows(p, monkeypatch, "", **dict(kw))
         arrow = _parquet_rows(p, monkeypatch, "pyarrow", **dict(kw))
         assert {t for _, _, t in core} == {pa.string_view()}
@@ -132,6 +140,8 @@ def test_parquet_core_reader_hands_over_to_pyarrow_where_it_stops(tmp_path, text
     arrow = _parquet_rows(p, monkeypatch, "pyarrow", batch_rows=10)
     assert _flat(core) == _flat(arrow)
     assert [r for r, _ in _flat(core)] == list(range(len(texts)))
+    # The same with a smaller first batch (the second reader is the one that stops).
+    assert _flat(_parquet_rows(p, monkeypatch, "", batch_rows=10, first_batch_rows=3)) == _flat(arrow)
     assert pa.string_view() in {t for _, _, t in core}  # the first row groups
     assert pa.string() in {t for _, _, t in core}  # the rest, by pyarrow
     monkeypatch.delenv("ZIPCAL_PARQUET_READER")
@@ -141,6 +151,30 @@ def test_parquet_core_reader_hands_over_to_pyarrow_where_it_stops(tmp_path, text
     pool = zipcal.load_pool(str(p), encoding_errors="replace", **KW)
     monkeypatch.setenv("ZIPCAL_PARQUET_READER", "pyarrow")
     assert pool.invalid_utf8_rows == zipcal.load_pool(str(p), encoding_errors="replace", **KW).invalid_utf8_rows == 3
+
+
+def test_first_parquet_file_starts_with_a_smaller_batch(tmp_path, texts, monkeypatch):
+    """Only the first file of an input starts with `first_batch_rows` rows; every
+    row comes once, in order, and the selection is the one of full batches."""
+    import zipcal.sources as src
+
+    monkeypatch.delenv("ZIPCAL_PARQUET_READER", raising=False)
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(table_of(texts[:150]), paths[0], row_group_size=37)
+    pq.write_table(table_of(texts[150:]), paths[1], row_group_size=37)
+    opts = src.ReadOptions(text_column="text", batch_rows=50, first_batch_rows=8)
+    batches = list(src.iter_batches([str(p) for p in paths], opts))
+    lengths = [(Path(b.source).name, b.first_row, len(b.array)) for b in batches]
+    n2 = len(texts) - 150
+    want = [("a.parquet", 0, 8), ("a.parquet", 8, 50), ("a.parquet", 58, 50), ("a.parquet", 108, 42)]
+    want += [("b.parquet", k, min(50, n2 - k)) for k in range(0, n2, 50)]
+    assert lengths == want
+    assert [t for b in batches for t in b.array.to_pylist()] == texts
+    assert src.FIRST_BATCH_ROWS < src.BATCH_ROWS
+    monkeypatch.setattr("zipcal.selection.FIRST_BATCH_ROWS", 0)
+    whole = zipcal.select([str(p) for p in paths], N, **KW)
+    monkeypatch.setattr("zipcal.selection.FIRST_BATCH_ROWS", 5)
+    same(zipcal.select([str(p) for p in paths], N, **KW), whole)
 
 
 def test_parquet_codec_the_core_lacks_is_read_by_pyarrow(tmp_path, texts, ref, monkeypatch):

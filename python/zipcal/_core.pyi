@@ -69,8 +69,11 @@ class ParquetText:
     def __new__(cls, path: str) -> "ParquetText": ...
     def schema(self) -> Any:
         """The file's Arrow schema (exports ``__arrow_c_schema__``)."""
-    def read(self, column: str, batch_rows: int, row_groups: Optional[List[int]] = None) -> "ParquetText":
-        """Start reading ``column``; returns the object to iterate."""
+    def read(
+        self, column: str, batch_rows: int, row_groups: Optional[List[int]] = None, first_rows: int = 0
+    ) -> "ParquetText":
+        """Start reading ``column`` (a first batch of ``first_rows`` rows when that is fewer
+        than ``batch_rows``); returns the object to iterate."""
     def __iter__(self) -> "ParquetText": ...
     def __next__(self) -> Any: ...
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 from . import _core, strategies
 from .errors import InputError, InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
 from .sources import (
+    FIRST_BATCH_ROWS,
     ReadCounters,
     ReadOptions,
     explain_jsonl_error,
@@ -269,7 +270,9 @@ def load_pool(
         from .default_corpus import default_corpus
 
         source = default_corpus()
-    opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
+    opts = ReadOptions(
+        text_column=text_column, text_split=text_split, encoding_errors=encoding_errors, first_batch_rows=FIRST_BATCH_ROWS
+    )
     if keep_texts not in (True, False, "auto"):
         raise InvalidArgumentError(f"keep_texts must be True, False or 'auto', got {keep_texts!r}")
     files = is_file_source(source)

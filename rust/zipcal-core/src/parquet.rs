@@ -60,6 +60,49 @@ impl ParquetFile {
         batch_rows: usize,
         row_groups: Option<Vec<usize>>,
     ) -> Result<ParquetText> {
+        self.text_from(column, batch_rows, row_groups, 0)
+    }
+
+    /// [`ParquetFile::text`], with a first batch of `first_rows` rows when that is
+    /// fewer than `batch_rows` (0: no smaller first batch). A small first batch is
+    /// decoded from the first page alone, so the caller starts on it sooner; the
+    /// rest are read by a second reader that skips those rows (decoding the page
+    /// they share once more).
+    pub fn text_from(
+        &self,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+        first_rows: usize,
+    ) -> Result<ParquetText> {
+        let batch_rows = batch_rows.max(1);
+        if first_rows == 0 || first_rows >= batch_rows {
+            return Ok(ParquetText {
+                path: self.path.clone(),
+                batches: self.reader(column, batch_rows, row_groups, 0, None)?,
+                rest: None,
+            });
+        }
+        let batches = self.reader(column, first_rows, row_groups.clone(), 0, Some(first_rows))?;
+        let rest = self.reader(column, batch_rows, row_groups, first_rows, None)?;
+        Ok(ParquetText {
+            path: self.path.clone(),
+            batches,
+            rest: Some(rest),
+        })
+    }
+
+    /// A reader of `column` in batches of `batch_rows` rows, from `row_groups`
+    /// (all when None), skipping the first `offset` of their rows and stopping
+    /// after `limit`.
+    fn reader(
+        &self,
+        column: &str,
+        batch_rows: usize,
+        row_groups: Option<Vec<usize>>,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> Result<ParquetRecordBatchReader> {
         let fail = |e: &dyn std::fmt::Display| input_error(&self.path, e);
         let schema = self.meta.schema();
         let index = schema
@@ -93,7 +136,11 @@ impl ParquetFile {
         let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
         let mut builder = builder
             .with_projection(mask)
-            .with_batch_size(batch_rows.max(1));
+            .with_batch_size(batch_rows.max(1))
+            .with_offset(offset);
+        if let Some(limit) = limit {
+            builder = builder.with_limit(limit);
+        }
         if let Some(groups) = row_groups {
             let n = builder.metadata().num_row_groups();
             if let Some(&bad) = groups.iter().find(|&&g| g >= n) {
@@ -101,11 +148,7 @@ impl ParquetFile {
             }
             builder = builder.with_row_groups(groups);
         }
-        let batches = builder.build().map_err(|e| fail(&e))?;
-        Ok(ParquetText {
-            path: self.path.clone(),
-            batches,
-        })
+        builder.build().map_err(|e| fail(&e))
     }
 }
 
@@ -113,15 +156,22 @@ impl ParquetFile {
 pub struct ParquetText {
     path: String,
     batches: ParquetRecordBatchReader,
+    /// The reader of the rows after a smaller first batch.
+    rest: Option<ParquetRecordBatchReader>,
 }
 
 impl ParquetText {
     /// The next batch's strings, `None` at the end.
     pub fn next_batch(&mut self) -> Result<Option<ArrayRef>> {
-        match self.batches.next() {
-            None => Ok(None),
-            Some(Ok(batch)) => Ok(Some(batch.column(0).clone())),
-            Some(Err(e)) => Err(input_error(&self.path, e)),
+        loop {
+            match self.batches.next() {
+                None => match self.rest.take() {
+                    Some(rest) => self.batches = rest,
+                    None => return Ok(None),
+                },
+                Some(Ok(batch)) => return Ok(Some(batch.column(0).clone())),
+                Some(Err(e)) => return Err(input_error(&self.path, e)),
+            }
         }
     }
 }
@@ -180,6 +230,71 @@ mod tests {
         (0..n)
             .map(|i| (i % 7 != 3).then(|| format!("document {i} {}", "long words ".repeat(i % 5))))
             .collect()
+    }
+
+    fn lengths_and_rows(mut r: ParquetText) -> (Vec<usize>, Vec<Option<String>>) {
+        let (mut lengths, mut rows) = (Vec::new(), Vec::new());
+        while let Some(batch) = r.next_batch().expect("batch") {
+            let a = batch
+                .as_any()
+                .downcast_ref::<StringViewArray>()
+                .expect("views");
+            lengths.push(arrow_array::Array::len(a));
+            rows.extend(a.iter().map(|s| s.map(str::to_owned)));
+        }
+        (lengths, rows)
+    }
+
+    #[test]
+    fn a_smaller_first_batch_then_the_same_rows_in_full_batches() {
+        let dir = std::env::temp_dir().join(format!("zipcal-pq-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let want = texts(100);
+        let refs: Vec<Option<&str>> = want.iter().map(|t| t.as_deref()).collect();
+        let path = dir.join("t.parquet");
+        write(&path, &refs, 30, false);
+        let file = ParquetFile::open(&path).expect("open");
+        // Row groups 3 and 1, in that order: rows 90..100 then 30..60.
+        let mut some = want[90..100].to_vec();
+        some.extend_from_slice(&want[30..60]);
+        for (groups, rows) in [(None, &want), (Some(vec![3, 1]), &some)] {
+            for (batch, first) in [
+                (16, 5),
+                (16, 1),
+                (16, 35),
+                (16, 0),
+                (16, 16),
+                (16, 200),
+                (64, 40),
+                (1000, 7),
+            ] {
+                let r = file
+                    .text_from("text", batch, groups.clone(), first)
+                    .expect("read");
+                let (lengths, got) = lengths_and_rows(r);
+                assert_eq!(
+                    &got, rows,
+                    "batch {batch}, first {first}, groups {groups:?}"
+                );
+                let n = rows.len();
+                let head = if first == 0 || first >= batch {
+                    batch
+                } else {
+                    first
+                };
+                let mut expected = vec![head.min(n)];
+                let mut left = n - head.min(n);
+                while left > 0 {
+                    expected.push(left.min(batch));
+                    left -= left.min(batch);
+                }
+                assert_eq!(
+                    lengths, expected,
+                    "batch {batch}, first {first}, groups {groups:?}"
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -704,18 +704,23 @@ impl ParquetText {
     }
 
     /// Start reading `column` in batches of `batch_rows` rows, from `row_groups`
-    /// (all when None); returns the object to iterate.
-    #[pyo3(signature = (column, batch_rows, row_groups=None))]
+    /// (all when None), the first batch of `first_rows` rows when that is fewer (0:
+    /// `batch_rows`); returns the object to iterate.
+    #[pyo3(signature = (column, batch_rows, row_groups=None, first_rows=0))]
     fn read<'py>(
         slf: Bound<'py, Self>,
         column: &str,
         batch_rows: usize,
         row_groups: Option<Vec<usize>>,
+        first_rows: usize,
     ) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
         let this = slf.get();
         let text = py
-            .detach(|| this.file.text(column, batch_rows, row_groups))
+            .detach(|| {
+                this.file
+                    .text_from(column, batch_rows, row_groups, first_rows)
+            })
             .map_err(|e| err(py, e))?;
         *this.lock() = Some(text);
         Ok(slf)
