@@ -214,16 +214,8 @@ mod tests {
         ParquetFile::open(path)?.text(column, batch_rows, row_groups)
     }
 
-    fn read_all(mut r: ParquetText) -> Vec<Option<String>> {
-        let mut out = Vec::new();
-        while let Some(batch) = r.next_batch().expect("batch") {
-            let a = batch
-                .as_any()
-                .downcast_ref::<StringViewArray>()
-                .expect("views");
-            out.extend(a.iter().map(|s| s.map(str::to_owned)));
-        }
-        out
+    fn read_all(r: ParquetText) -> Vec<Option<String>> {
+        lengths_and_rows(r).1
     }
 
     fn texts(n: usize) -> Vec<Option<String>> {
@@ -232,6 +224,7 @@ mod tests {
             .collect()
     }
 
+    /// The length of each batch, and all rows.
     fn lengths_and_rows(mut r: ParquetText) -> (Vec<usize>, Vec<Option<String>>) {
         let (mut lengths, mut rows) = (Vec::new(), Vec::new());
         while let Some(batch) = r.next_batch().expect("batch") {
