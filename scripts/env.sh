@@ -45,5 +45,9 @@ PYEOF
   # sdist (~360 MB, fetched with pip or from the index's simple API only when files are missing, then
   # deleted; its SHA-256 is checked). Run by path
   # with plain python (stdlib only): the package is not built yet at this point.
-  python "$(dirname "${BASH_SOURCE[0]}")/../python/zipcal/bench/bigbench.py" extract --quiet
+  # Where the index does not serve that file, set-up goes on without the tasks: the
+  # tests run the harness on toy tasks, and the experiment says what is missing.
+  python "$(dirname "${BASH_SOURCE[0]}")/../python/zipcal/bench/bigbench.py" extract --quiet \
+    || echo "warning: BIG-bench tasks not installed (above); 'zipcal bench quality' needs them for its" \
+            "accuracy columns (or run it with --mc-examples 0)" >&2
 fi

@@ -4,18 +4,17 @@ module standalone (as scripts/env.sh does before the package is built)."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from zipcal.bench import bigbench
 from zipcal.eval import read_tasks
+
+from helpers_bigbench import fake_sdist
 
 MODULE_FILE = Path(bigbench.__file__)
 
@@ -32,19 +31,6 @@ TOY_TASK = {
     ]
     + [{"input": f"Pick {k}.", "target_scores": {str(k): 1, str(k + 1): 0, str(k + 2): 0, str(k + 3): 0}} for k in range(20)],
 }
-
-
-def _fake_sdist(path: Path, tasks: dict) -> Path:
-    """A tar.gz with the sdist's layout: bigbench-1.0.0/bigbench/benchmark_tasks/<task>/task.json."""
-    with tarfile.open(path, "w:gz") as tar:
-        members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{n}/task.json": json.dumps(t) for n, t in tasks.items()}
-        members["bigbench-1.0.0/bigbench/benchmark_tasks/other/README.md"] = "not a task"
-        for name, text in members.items():
-            data = text.encode("utf-8")
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def test_convert_task_format_and_labels():
@@ -80,7 +66,7 @@ def test_convert_respects_task_prefixes():
 
 
 def test_extract_atomic_idempotent_and_missing(tmp_path, monkeypatch):
-    sdist = _fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK, "toy2": TOY_TASK})
+    sdist = fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK, "toy2": TOY_TASK})
     dest = tmp_path / "bb"
     with pytest.raises(bigbench.BigBenchError, match="python -m zipcal.bench.bigbench extract"):
         bigbench.task_files(["toy"], dest)
@@ -109,7 +95,7 @@ def test_extract_atomic_idempotent_and_missing(tmp_path, monkeypatch):
 
 
 def test_unknown_task_in_sdist(tmp_path):
-    sdist = _fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK})
+    sdist = fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK})
     with pytest.raises(bigbench.BigBenchError, match="nope"):
         bigbench.extract(tmp_path / "bb", tasks=["toy", "nope"], sdist=sdist, expected_sha256=None)
     assert not (tmp_path / "bb" / "toy.jsonl").exists()  # nothing half-written
@@ -117,7 +103,7 @@ def test_unknown_task_in_sdist(tmp_path):
 
 def test_runs_standalone_without_zipcal(tmp_path):
     """scripts/env.sh runs the file by path before zipcal is built: it must not need the package."""
-    sdist = _fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK})
+    sdist = fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK})
     bigbench.extract(tmp_path / "bb", tasks=["toy"], sdist=sdist, expected_sha256=None)
     code = (
         "import runpy, sys\n"
@@ -133,11 +119,13 @@ def test_runs_standalone_without_zipcal(tmp_path):
 
 
 def test_installed_task_files_are_valid():
-    """The tasks the quality experiment uses, as `scripts/env.sh test` installs them."""
-    try:
-        files = bigbench.task_files()
-    except bigbench.BigBenchError as exc:
-        pytest.fail(str(exc))
+    """The tasks the quality experiment uses, as `scripts/env.sh test` installs them when
+    the package index serves the bigbench 1.0.0 sdist (set-up warns and goes on when it
+    does not; the harness tests then use toy tasks)."""
+    missing = bigbench.missing_tasks()
+    if missing:
+        pytest.skip(f"BIG-bench task files not installed ({', '.join(missing)}): the set-up could not fetch the sdist")
+    files = bigbench.task_files()
     assert set(files) == set(bigbench.TASKS)
     for task, path in files.items():
         items = read_tasks(path)

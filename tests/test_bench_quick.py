@@ -1,6 +1,6 @@
 """The quality harness end to end, on a tiny random Llama: every cell computed,
-finite (perplexities and BIG-bench accuracies), reproducible, resumable; the
-speed harness reports ratios to ZipCal."""
+finite (perplexities, and multiple-choice accuracies on toy tasks in BIG-bench's
+format), reproducible, resumable; the speed harness reports ratios to ZipCal."""
 
 from __future__ import annotations
 
@@ -17,6 +17,18 @@ from zipcal import bench  # noqa: E402
 from zipcal.bench import quality  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toy_bigbench(tmp_path_factory):
+    """Toy multiple-choice tasks under the experiment's task names, installed by the real
+    extraction code into a folder of their own (the harness reads $ZIPCAL_BIGBENCH_DIR)."""
+    from helpers_bigbench import install_toy_tasks
+
+    dest = install_toy_tasks(tmp_path_factory.mktemp("bigbench") / "tasks", quality.MC_TASKS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZIPCAL_BIGBENCH_DIR", str(dest))
+        yield dest
 
 # The --quick grid, shrunk further so that the test runs it twice in about a minute.
 MC_EXAMPLES = 2  # BIG-bench examples per task

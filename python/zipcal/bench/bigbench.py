@@ -271,7 +271,10 @@ def _index_download(into: Path, expected_sha256: Optional[str]) -> Path:
             if urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1] == SDIST_NAME:
                 url = urllib.parse.urljoin(page, href.replace("&amp;", "&"))
     if url is None:
-        raise BigBenchError(f"{page} lists no {SDIST_NAME}")
+        raise BigBenchError(
+            f"{page} lists no {SDIST_NAME} (this index does not serve it); "
+            f"with a copy of the file, run: {INSTALL_COMMAND} --sdist PATH"
+        )
     log.info("downloading %s", url.split("#")[0])
     out = into / SDIST_NAME
     h = hashlib.sha256()
