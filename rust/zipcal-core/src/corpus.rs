@@ -917,16 +917,18 @@ pub fn arrow_strings<'a>(
         let Some((bytes, unchecked)) = s else {
             return Ok(None);
         };
-        match std::str::from_utf8(bytes) {
+        // SIMD validation (runtime CPU detection); the standard library's, slower,
+        // only to locate the error of an invalid string.
+        match simdutf8::basic::from_utf8(bytes) {
             // The bytes are valid UTF-8, so the &str view of the same bytes is sound.
             Ok(_) => Ok(Some(Cow::Borrowed(unchecked))),
             Err(_) if replace => Ok(Some(Cow::Owned(String::from_utf8_lossy(bytes).into_owned()))),
-            Err(e) => Err(Error::InvalidInput(format!(
+            Err(_) => Err(Error::InvalidInput(format!(
                 "{}: row {}, column {:?}: invalid UTF-8 at byte {} (use encoding_errors='replace' to replace and count such rows)",
                 origin.source,
                 origin.first_row + i as u64,
                 origin.column,
-                e.valid_up_to()
+                std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to())
             ))),
         }
     }
@@ -1627,7 +1629,80 @@ fn add_report(a: &mut IngestReport, b: &IngestReport) {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_ids, Dedupe, NO_TYPE};
+    use super::{arrow_strings, push_ids, Dedupe, Origin, NO_TYPE};
+    use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
+    use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+
+    #[test]
+    fn arrow_strings_are_validated_with_the_row_and_byte_of_an_error() {
+        let origin = Origin {
+            source: "in.parquet".into(),
+            first_row: 5,
+            column: "text".into(),
+        };
+        // Row 2 holds invalid UTF-8 from its fourth byte (a lone continuation byte);
+        // row 1 is null; row 3 is long enough to live outside a string view.
+        let rows: [Option<&[u8]>; 4] = [
+            Some("naïve".as_bytes()),
+            None,
+            Some(b"abc\x80def"),
+            Some("a longer text, past twelve bytes: ü".as_bytes()),
+        ];
+        let mut data = Vec::new();
+        let mut offsets = vec![0i32];
+        for r in rows {
+            data.extend_from_slice(r.unwrap_or(b""));
+            offsets.push(data.len() as i32);
+        }
+        let nulls = Some(vec![true, false, true, true].into());
+        let offsets32 = OffsetBuffer::new(ScalarBuffer::from(offsets.clone()));
+        let offsets64 = OffsetBuffer::new(ScalarBuffer::from(
+            offsets.iter().map(|&o| o as i64).collect::<Vec<_>>(),
+        ));
+        // SAFETY (all three): the buffers are well-formed arrays apart from row 2's
+        // UTF-8, which is exactly what `arrow_strings` must catch.
+        let arrays: Vec<Box<dyn Array>> = unsafe {
+            vec![
+                Box::new(StringArray::new_unchecked(
+                    offsets32,
+                    Buffer::from(data.clone()),
+                    nulls.clone(),
+                )),
+                Box::new(LargeStringArray::new_unchecked(
+                    offsets64,
+                    Buffer::from(data.clone()),
+                    nulls.clone(),
+                )),
+                Box::new(StringViewArray::from(&StringArray::new_unchecked(
+                    OffsetBuffer::new(ScalarBuffer::from(offsets.clone())),
+                    Buffer::from(data.clone()),
+                    nulls.clone(),
+                ))),
+            ]
+        };
+        for a in &arrays {
+            let e = arrow_strings(a.as_ref(), &origin, false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("in.parquet: row 7, column \"text\": invalid UTF-8 at byte 3"),
+                "{:?}: {e}",
+                a.data_type()
+            );
+            let (texts, invalid) = arrow_strings(a.as_ref(), &origin, true).unwrap();
+            assert_eq!(invalid, 1);
+            let got: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+            assert_eq!(
+                got,
+                [
+                    Some("naïve"),
+                    None,
+                    Some("abc\u{fffd}def"),
+                    Some("a longer text, past twelve bytes: ü")
+                ]
+            );
+        }
+    }
 
     #[test]
     fn dedupe_gives_first_appearances_and_counts_across_candidates() {
