@@ -30,6 +30,7 @@ def toy_bigbench(tmp_path_factory):
         mp.setenv("ZIPCAL_BIGBENCH_DIR", str(dest))
         yield dest
 
+
 # The --quick grid, shrunk further so that the test runs it twice in about a minute.
 MC_EXAMPLES = 2  # BIG-bench examples per task
 SMALLER = ["--pool-size", "24", "-n", "4", "--seq-len", "32", "--eval-seq-len", "32", "--eval-tokens", "128",
