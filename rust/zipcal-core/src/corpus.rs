@@ -1655,41 +1655,28 @@ mod tests {
             offsets.push(data.len() as i32);
         }
         let nulls = Some(vec![true, false, true, true].into());
-        let offsets32 = OffsetBuffer::new(ScalarBuffer::from(offsets.clone()));
         let offsets64 = OffsetBuffer::new(ScalarBuffer::from(
             offsets.iter().map(|&o| o as i64).collect::<Vec<_>>(),
         ));
-        // SAFETY (all three): the buffers are well-formed arrays apart from row 2's
-        // UTF-8, which is exactly what `arrow_strings` must catch.
-        let arrays: Vec<Box<dyn Array>> = unsafe {
-            vec![
-                Box::new(StringArray::new_unchecked(
-                    offsets32,
-                    Buffer::from(data.clone()),
-                    nulls.clone(),
-                )),
-                Box::new(LargeStringArray::new_unchecked(
-                    offsets64,
-                    Buffer::from(data.clone()),
-                    nulls.clone(),
-                )),
-                Box::new(StringViewArray::from(&StringArray::new_unchecked(
-                    OffsetBuffer::new(ScalarBuffer::from(offsets.clone())),
-                    Buffer::from(data.clone()),
-                    nulls.clone(),
-                ))),
-            ]
+        let offsets32 = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        // SAFETY: the buffers are well-formed arrays apart from row 2's UTF-8, which
+        // is exactly what `arrow_strings` must catch.
+        let (utf8, large) = unsafe {
+            (
+                StringArray::new_unchecked(offsets32, Buffer::from(data.clone()), nulls.clone()),
+                LargeStringArray::new_unchecked(offsets64, Buffer::from(data), nulls),
+            )
         };
-        for a in &arrays {
-            let e = arrow_strings(a.as_ref(), &origin, false)
-                .unwrap_err()
-                .to_string();
+        let view = StringViewArray::from(&utf8);
+        let arrays: [&dyn Array; 3] = [&utf8, &large, &view];
+        for a in arrays {
+            let e = arrow_strings(a, &origin, false).unwrap_err().to_string();
             assert!(
                 e.contains("in.parquet: row 7, column \"text\": invalid UTF-8 at byte 3"),
                 "{:?}: {e}",
                 a.data_type()
             );
-            let (texts, invalid) = arrow_strings(a.as_ref(), &origin, true).unwrap();
+            let (texts, invalid) = arrow_strings(a, &origin, true).unwrap();
             assert_eq!(invalid, 1);
             let got: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
             assert_eq!(
