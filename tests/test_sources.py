@@ -117,6 +117,33 @@ def test_parquet_core_reader_gives_the_rows_pyarrow_gives(tmp_path, texts, monke
     assert [t for _, t in _flat(core)] == [None if t is None else t.encode() for t in rows]
 
 
+def test_parquet_core_batches_are_ingested_as_checked_text(tmp_path, texts, monkeypatch):
+    """Batches of the core's Parquet reader come with a `_core.TextBatch` (text the
+    Parquet decoder checked as UTF-8), which Python cannot make. Ingested as it is, it
+    gives the corpus the same batch, read as a plain Arrow array, gives."""
+    from zipcal import _core
+    import zipcal.sources as src
+
+    monkeypatch.delenv("ZIPCAL_PARQUET_READER", raising=False)
+    rows = [None if i % 13 == 4 else t for i, t in enumerate(texts)]
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": pa.array(rows, type=pa.string())}), p, row_group_size=40)
+    batches = list(src._parquet(str(p), src.ReadOptions(text_column="text", batch_rows=50)))
+    assert batches and all(isinstance(b.checked, _core.TextBatch) for b in batches)
+    with pytest.raises(TypeError):
+        _core.TextBatch()
+    seg = _core.Segmenter.words()
+    checked, plain = _core.Corpus(seg, min_tokens=4), _core.Corpus(seg, min_tokens=4)
+    for b in batches:
+        assert len(b.checked) == len(b.array)
+        assert pa.array(b.checked).to_pylist() == b.array.to_pylist()
+        assert checked.add_arrow(b.checked, b.first_row) == plain.add_arrow(pa.array(b.array.to_pylist()), b.first_row)
+    assert len(checked) == len(plain) > 0
+    for i in range(len(plain)):
+        assert checked.candidate_types(i).tolist() == plain.candidate_types(i).tolist()
+    assert checked.counts().tolist() == plain.counts().tolist()
+
+
 def _with_invalid_utf8(texts, bad_rows):
     """A string array holding `texts`, with the bytes of `bad_rows` made invalid UTF-8."""
     data, offsets = bytearray(), [0]

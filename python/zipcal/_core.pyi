@@ -10,6 +10,7 @@ __all__ = [
     "Corpus",
     "ParquetText",
     "Segmenter",
+    "TextBatch",
     "chunks",
     "get_num_threads",
     "normalize_type",
@@ -62,9 +63,19 @@ class Segmenter:
     def vocab_size(self) -> int: ...
 
 @final
+class TextBatch:
+    """A batch of a Parquet text column read by :class:`ParquetText`: Arrow string views
+    (exports ``__arrow_c_array__``) whose text the Parquet decoder checked as UTF-8.
+    :meth:`Corpus.add_arrow` takes it without checking the text again."""
+
+    def __len__(self) -> int: ...
+    def __arrow_c_array__(self, requested_schema: Any = None) -> Tuple[Any, Any]: ...
+
+@final
 class ParquetText:
     """A Parquet file opened by the core: its schema, and batches of one string column as
-    Arrow string views (objects exporting ``__arrow_c_array__``)."""
+    :class:`TextBatch` es (Arrow string views). A column not annotated as UTF-8 text in
+    the Parquet schema is refused."""
 
     def __new__(cls, path: str) -> "ParquetText": ...
     def schema(self) -> Any:
@@ -75,7 +86,7 @@ class ParquetText:
         """Start reading ``column`` (a first batch of ``first_rows`` rows when that is fewer
         than ``batch_rows``); returns the object to iterate."""
     def __iter__(self) -> "ParquetText": ...
-    def __next__(self) -> Any: ...
+    def __next__(self) -> TextBatch: ...
 
 @final
 class Corpus:
@@ -111,7 +122,7 @@ class Corpus:
     ) -> Dict[str, int]:
         """Ingest an Arrow string array (``__arrow_c_array__``) zero-copy; returns batch counters.
         Invalid UTF-8 raises InputError naming source, row and column, or is replaced and
-        counted with ``replace=True``."""
+        counted with ``replace=True``. A :class:`TextBatch` is taken as checked."""
     def add_texts(self, texts: Sequence[Optional[str]], first_row: int) -> Dict[str, int]:
         """Ingest Python strings (None = null row)."""
     def report(self) -> Dict[str, int]:

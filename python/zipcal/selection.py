@@ -364,7 +364,7 @@ def add_batch(corpus: "_core.Corpus", batch: Any, row: int, opts: ReadOptions) -
     returns the batch's counters. Errors name the source, row and column."""
     try:
         return corpus.add_arrow(
-            batch.array,
+            batch.array if batch.checked is None else batch.checked,
             row,
             source=batch.source,
             source_first_row=batch.first_row,

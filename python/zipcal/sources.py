@@ -46,6 +46,9 @@ class Batch:
     source: str
     first_row: int
     array: pa.Array
+    # The same batch as the core's Parquet reader gave it (``_core.TextBatch``, text
+    # already checked as UTF-8), which ingestion takes without checking it again.
+    checked: Any = None
 
 
 @dataclass
@@ -235,7 +238,7 @@ def _parquet(
                 if view is None:
                     return
                 arr = pa.array(view)
-                yield Batch(path, first_row + given, arr)
+                yield Batch(path, first_row + given, arr, checked=view)
                 given += len(arr)
     yield from _parquet_pyarrow(path, opts, row_groups, first_row, given)
 

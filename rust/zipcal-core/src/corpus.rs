@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::cache::{ChunkCache, Hashed, HashedMap, KeyWords, NewChunk};
 use crate::error::{Error, Result};
+use crate::parquet::TextBatch;
 use crate::segment::{joinable, Segmenter, NO_TYPE};
 use crate::text::{lowercase_into, words, AsciiWords, Chunks};
 
@@ -1157,6 +1158,12 @@ impl Corpus {
         report.invalid_utf8_rows = invalid;
         self.report.invalid_utf8_rows += invalid;
         Ok(report)
+    }
+
+    /// [`Corpus::add_arrow`] for a batch of the core's Parquet reader, whose text the
+    /// Parquet decoder already checked as UTF-8: borrowed as it is, not checked again.
+    pub fn add_text_batch(&mut self, batch: &TextBatch, first_row: u64) -> Result<IngestReport> {
+        self.add_texts(&batch.texts(), first_row)
     }
 
     /// Ingest a batch of texts (None = null row) whose first element is row `first_row`.

@@ -12,13 +12,14 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::ArrayRef;
+use arrow_array::{Array, ArrayRef, StringViewArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::ConvertedType;
 
 use crate::error::{Error, Result};
 
@@ -112,6 +113,19 @@ impl ParquetFile {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {}
             other => return Err(fail(&format!("column {column:?} is {other}, not strings"))),
         }
+        // The decoder checks UTF-8 only for columns annotated as UTF-8 text, and
+        // [`TextBatch`] promises checked text: an Arrow string type over any other
+        // byte array column (say, from an embedded Arrow schema) is not read here.
+        let parquet = self.meta.parquet_schema();
+        let unannotated = (0..parquet.num_columns()).any(|leaf| {
+            parquet.get_column_root_idx(leaf) == index
+                && parquet.column(leaf).converted_type() != ConvertedType::UTF8
+        });
+        if unannotated {
+            return Err(fail(&format!(
+                "column {column:?} is not annotated as UTF-8 in the Parquet schema"
+            )));
+        }
         // The same schema with the text column read as views.
         let fields: Vec<Arc<Field>> = schema
             .fields()
@@ -152,6 +166,31 @@ impl ParquetFile {
     }
 }
 
+/// One batch of a Parquet text column: a `Utf8View` array whose strings the
+/// Parquet decoder checked as UTF-8 (made only by [`ParquetText`]), so that ingestion
+/// need not check them again.
+#[derive(Clone, Debug)]
+pub struct TextBatch {
+    array: ArrayRef,
+}
+
+impl TextBatch {
+    /// The strings, as an Arrow `Utf8View` array.
+    pub fn array(&self) -> &ArrayRef {
+        &self.array
+    }
+
+    /// Each row's text (None for a null row), borrowed from the array.
+    pub fn texts(&self) -> Vec<Option<&str>> {
+        let views = self
+            .array
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .expect("a text batch holds string views");
+        views.iter().collect()
+    }
+}
+
 /// Batches of one string column of a Parquet file, as `Utf8View` arrays.
 pub struct ParquetText {
     path: String,
@@ -162,14 +201,18 @@ pub struct ParquetText {
 
 impl ParquetText {
     /// The next batch's strings, `None` at the end.
-    pub fn next_batch(&mut self) -> Result<Option<ArrayRef>> {
+    pub fn next_batch(&mut self) -> Result<Option<TextBatch>> {
         loop {
             match self.batches.next() {
                 None => match self.rest.take() {
                     Some(rest) => self.batches = rest,
                     None => return Ok(None),
                 },
-                Some(Ok(batch)) => return Ok(Some(batch.column(0).clone())),
+                Some(Ok(batch)) => {
+                    return Ok(Some(TextBatch {
+                        array: batch.column(0).clone(),
+                    }))
+                }
                 Some(Err(e)) => return Err(input_error(&self.path, e)),
             }
         }
@@ -229,6 +272,7 @@ mod tests {
         let (mut lengths, mut rows) = (Vec::new(), Vec::new());
         while let Some(batch) = r.next_batch().expect("batch") {
             let a = batch
+                .array()
                 .as_any()
                 .downcast_ref::<StringViewArray>()
                 .expect("views");
@@ -326,6 +370,54 @@ mod tests {
         assert!(e.contains("missing.parquet"), "{e}");
         std::fs::write(dir.join("junk.parquet"), b"not parquet at all").expect("junk");
         assert!(open(&dir.join("junk.parquet"), "text", 8, None).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A byte-array column not annotated as UTF-8, which an Arrow schema stored in the
+    /// file calls a string column: the decoder would not check its bytes, so the
+    /// reader refuses it (the caller then reads the file another way) rather than
+    /// give out a batch promised checked.
+    #[test]
+    fn a_string_schema_over_unannotated_bytes_is_refused() {
+        use arrow_array::BinaryArray;
+        use parquet::arrow::arrow_writer::ArrowWriterOptions;
+        use parquet::arrow::encode_arrow_schema;
+        use parquet::file::metadata::KeyValue;
+
+        let dir = std::env::temp_dir().join(format!("zipcal-pq-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("bytes.parquet");
+        let bytes: ArrayRef = Arc::new(BinaryArray::from(vec![&b"fine"[..], &b"bad \xff"[..]]));
+        let batch = RecordBatch::try_from_iter([("text", bytes)]).expect("batch");
+        let options = ArrowWriterOptions::new().with_skip_arrow_metadata(true);
+        let mut w = ArrowWriter::try_new_with_options(
+            File::create(&path).expect("create"),
+            batch.schema(),
+            options,
+        )
+        .expect("writer");
+        let strings = Schema::new(vec![Field::new("text", DataType::Utf8, true)]);
+        w.append_key_value_metadata(KeyValue::new(
+            "ARROW:schema".to_string(),
+            encode_arrow_schema(&strings),
+        ));
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+
+        let file = ParquetFile::open(&path).expect("open");
+        assert_eq!(
+            file.schema().field(0).data_type(),
+            &DataType::Utf8,
+            "the stored schema is used"
+        );
+        let e = match file.text("text", 8, None) {
+            Ok(_) => panic!("expected the column to be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("not annotated as UTF-8") && e.contains("bytes.parquet"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -339,7 +339,7 @@ impl Corpus {
     fn add_arrow<'py>(
         &mut self,
         py: Python<'py>,
-        array: ArrowArray,
+        array: ArrowInput,
         first_row: u64,
         source: &str,
         source_first_row: u64,
@@ -355,7 +355,14 @@ impl Corpus {
         let report = py
             .detach(|| {
                 let _retain = alloc::Retain::new();
-                inner.add_arrow(array.array().as_ref(), first_row, &origin, replace)
+                match &array {
+                    ArrowInput::Checked(batch) => {
+                        inner.add_text_batch(&batch.get().inner, first_row)
+                    }
+                    ArrowInput::Any(a) => {
+                        inner.add_arrow(a.array().as_ref(), first_row, &origin, replace)
+                    }
+                }
             })
             .map_err(|e| err(py, e))?;
         report_dict(py, &report)
@@ -730,7 +737,7 @@ impl ParquetText {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<ArrowArray>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<TextBatch>> {
         let next = py.detach(|| match self.lock().as_mut() {
             Some(batches) => batches.next_batch(),
             None => Err(core::Error::InvalidArgument(
@@ -738,10 +745,54 @@ impl ParquetText {
             )),
         });
         match next {
-            Ok(batch) => Ok(batch.map(ArrowArray::from_array_ref)),
+            Ok(batch) => Ok(batch.map(|inner| TextBatch { inner })),
             Err(e) => Err(err(py, e)),
         }
     }
+}
+
+/// A batch of a Parquet text column read by [`ParquetText`]: an Arrow array (it
+/// exports `__arrow_c_array__`) whose strings the Parquet decoder checked as UTF-8.
+/// `Corpus.add_arrow` takes it without checking them again; Python code cannot make
+/// one.
+#[pyclass(frozen, module = "zipcal._core")]
+struct TextBatch {
+    inner: core::parquet::TextBatch,
+}
+
+#[pymethods]
+impl TextBatch {
+    fn __len__(&self) -> usize {
+        self.inner.array().len()
+    }
+
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, pyo3::types::PyCapsule>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let array = self.inner.array();
+        let field = Arc::new(arrow_schema::Field::new(
+            "",
+            array.data_type().clone(),
+            true,
+        ));
+        Ok(pyo3_arrow::ffi::to_array_pycapsules(
+            py,
+            field,
+            array.as_ref(),
+            requested_schema,
+        )?)
+    }
+}
+
+/// The array argument of `Corpus.add_arrow`: a [`TextBatch`] of the core's Parquet
+/// reader, or any Arrow string array.
+#[derive(FromPyObject)]
+enum ArrowInput {
+    Checked(Py<TextBatch>),
+    Any(ArrowArray),
 }
 
 impl ParquetText {
@@ -771,6 +822,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Segmenter>()?;
     m.add_class::<Corpus>()?;
     m.add_class::<ParquetText>()?;
+    m.add_class::<TextBatch>()?;
     m.add_function(wrap_pyfunction!(segment_words, m)?)?;
     m.add_function(wrap_pyfunction!(word_spans, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_type, m)?)?;
