@@ -220,6 +220,9 @@ def run_worker(spec: Dict[str, Any], threads: Optional[int]) -> Dict[str, Any]:
         env["RAYON_RS_NUM_CPUS"] = str(threads)  # Hugging Face tokenizers' pool
         env["RAYON_NUM_THREADS"] = str(threads)
     env.setdefault("TOKENIZERS_PARALLELISM", "true")
+    # Nothing measured uses BLAS; numpy's OpenBLAS threads otherwise busy-wait for
+    # about 0.1 s of CPU after numpy is imported, beside the measured call.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     spec = dict(spec, threads=threads)
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -438,7 +441,8 @@ def comparison_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
         f"(version {c['version']}): {c['bytes'] / MB:.1f} MB of text in {c['rows']:,} documents, "
         f"{len(c['files'])} Parquet shard(s); n = {res['n']}. All files were in the page cache; "
         "every measurement ran in its own process (peak RSS = that process's VmHWM), "
-        "with the modules it uses imported before its timer.",
+        "with the modules it uses imported before its timer (and `OPENBLAS_NUM_THREADS=1`: nothing "
+        "measured uses BLAS, whose idle threads would otherwise spin beside it for about 0.1 s).",
         "",
         "| measurement | mode | text MB | seconds | CPU s | MB/s | Mtokens/s | peak RSS MiB |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
