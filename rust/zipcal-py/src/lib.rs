@@ -294,7 +294,7 @@ type GreedyResult<'py> = (
 impl Corpus {
     /// `unit` is "doc" or "window" (windows of `seq_len` tokens).
     #[new]
-    #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = 1 << 20, max_candidates = None))]
+    #[pyo3(signature = (segmenter, unit = "doc", seq_len = 0, min_tokens = 1, cache_capacity = 4_000_000, task_bytes = core::corpus::DEFAULT_TASK_BYTES, max_candidates = None))]
     // One argument per Python keyword argument.
     #[allow(clippy::too_many_arguments)]
     fn new(
