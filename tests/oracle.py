@@ -28,18 +28,26 @@ def uniform_weights(counts: Dict[Hashable, int]) -> Dict[Hashable, int]:
 
 
 def greedy(
-    sets: Sequence[Set[Hashable]], weights: Dict[Hashable, int], n: int
+    sets: Sequence[Set[Hashable]],
+    weights: Dict[Hashable, int],
+    n: int,
+    costs: Optional[Sequence[int]] = None,
+    budget: Optional[int] = None,
 ) -> Tuple[List[int], List[int]]:
     """Greedy maximum weighted coverage: n times, take the not-yet-chosen candidate with
     the largest marginal gain (sum of weights of its uncovered types); ties go to the
-    larger set, then to the lower index. Returns (indices in pick order, gains)."""
-    if n > len(sets):
+    larger set, then to the lower index. With ``costs`` and ``budget``, stop instead as
+    soon as the chosen candidates' costs add up to the budget (or none is left).
+    Returns (indices in pick order, gains)."""
+    if budget is None and n > len(sets):
         raise ValueError(f"n = {n} > {len(sets)} candidates")
     covered: Set[Hashable] = set()
     chosen: List[int] = []
     gains: List[int] = []
     taken = [False] * len(sets)
-    for _ in range(n):
+    while len(chosen) < (n if budget is None else len(sets)):
+        if budget is not None and costs is not None and sum(costs[i] for i in chosen) >= budget:
+            break
         best: Optional[Tuple[int, int, int]] = None  # (gain, size, -index)
         for i, s in enumerate(sets):
             if taken[i]:
@@ -62,3 +70,18 @@ def coverage(sets: Sequence[Set[Hashable]], indices: Sequence[int]) -> int:
     for i in indices:
         covered |= sets[i]
     return len(covered)
+
+
+def fill_rows(pieces: Sequence[Sequence[Hashable]], rows: int, capacity: int, separator: Sequence[Hashable] = ()) -> List[List[Hashable]]:
+    """The documented ``fill`` packing, written plainly: pieces of ``capacity`` tokens
+    are rows of their own (pick order); the shorter ones, each followed by
+    ``separator``, are joined and cut into rows of ``capacity``; the first ``rows``
+    rows are kept."""
+    full = [list(p) for p in pieces if len(p) == capacity]
+    stream: List[Hashable] = []
+    for p in pieces:
+        if 0 < len(p) < capacity:
+            stream.extend(p)
+            stream.extend(separator)
+    packed = [stream[k : k + capacity] for k in range(0, len(stream), capacity)]
+    return (full + packed)[:rows]

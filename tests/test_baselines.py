@@ -61,7 +61,19 @@ def pool():
     from zipcal.default_corpus import default_corpus
 
     docs = [d for d in default_corpus() if len(d) > 200][:36]
-    return load_pool(docs, tokenizer="gpt2", min_tokens=8)
+    return load_pool(docs, tokenizer="gpt2", min_tokens=8, seq_len=48)
+
+
+def _fills(costs, order, budget):
+    """Whether ``order`` is the shortest prefix of itself whose costs reach ``budget``."""
+    spent = [int(costs[c]) for c in order]
+    return sum(spent) >= budget > sum(spent[:-1])
+
+
+def _costs(pool):
+    """What each candidate spends of the rows: its tokens, plus the EOS that follows a
+    candidate shorter than a row (GPT-2 adds no special tokens, so a row holds 48)."""
+    return [int(t) + (1 if t < 48 else 0) for t in pool.tokens]
 
 
 def _direct_nll(model, ids):
@@ -76,12 +88,11 @@ OPTS = dict(max_length=48, batch_size=4, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["perplexity", "cola", "self-gen"])
-def test_strategy_returns_n_distinct(name, pool, model, tok):
+def test_strategy_fills_the_rows_with_distinct_candidates(name, pool, model, tok):
     opts = dict(OPTS, model=model, model_tokenizer=tok)
     if name == "self-gen":
         opts["gen_length"] = 8
     sel = select(pool, 7, strategy=name, seed=3, **opts)
-    assert len(sel) == 7
     assert sel.stats["tokens_through_model"] > 0
     assert sel.stats["device"] == "cpu"
     assert sel.stats["select_seconds"] > 0
@@ -89,8 +100,11 @@ def test_strategy_returns_n_distinct(name, pool, model, tok):
         assert sel.synthetic and len(sel.texts) == 7
         assert len(set(sel.candidates.tolist())) == 7  # distinct prefix documents
     else:
-        assert len(set(sel.candidates.tolist())) == 7
+        # as many candidates as fill 7 rows of 48 tokens, the same budget as random's
+        assert len(set(sel.candidates.tolist())) == len(sel) >= 7
         assert all(0 <= c < len(pool) for c in sel.candidates)
+        assert _fills(_costs(pool), sel.candidates.tolist(), 7 * 48)
+        assert sel.stats["tokens_fed"] == 7 * 48 and sel.stats["pad_tokens"] == 0
     assert strategies.get(name).needs_model
 
 
@@ -101,8 +115,10 @@ def test_perplexity_ranking_matches_direct_loss(pool, model, tok):
     for i in range(len(pool)):
         ids = tok(pool.candidate_text(i))["input_ids"][:48]
         direct.append(_direct_nll(model, ids))
-    expected = np.lexsort((np.arange(len(direct)), np.array(direct)))[:n]
-    assert sel.candidates.tolist() == expected.tolist()
+    ranking = np.lexsort((np.arange(len(direct)), np.array(direct))).tolist()
+    costs = _costs(pool)
+    k = next(k for k in range(1, len(ranking) + 1) if sum(costs[c] for c in ranking[:k]) >= n * 48)
+    assert sel.candidates.tolist() == ranking[:k]
 
 
 def test_padding_does_not_change_scores(pool, model, tok):
@@ -130,7 +146,8 @@ def test_band_selection(pool, model, tok):
 def test_cola_seeded_deterministic(pool, model, tok):
     runs = [select(pool, 6, strategy="cola", seed=s, model=model, model_tokenizer=tok, **OPTS).candidates.tolist() for s in (5, 5, 6)]
     assert runs[0] == runs[1]
-    assert len(set(runs[0])) == 6
+    assert len(set(runs[0])) == len(runs[0]) >= 6
+    assert _fills(_costs(pool), runs[0], 6 * 48)
 
 
 def test_kmeans_recovers_separated_clusters():
@@ -141,6 +158,16 @@ def test_kmeans_recovers_separated_clusters():
     assert sorted(np.bincount(labels).tolist()) == [20, 20, 20]
     picks = baselines.nearest_distinct(x, cents)
     assert sorted(set(p // 20 for p in picks.tolist())) == [0, 1, 2]
+    # beyond one candidate per cluster, COLA takes the clusters in turn, nearest first
+    order = baselines.cluster_order(x, cents, labels).tolist()
+    assert sorted(order) == list(range(60)) and order[:3] == picks.tolist()
+    dist = ((x - cents[labels]) ** 2).sum(1)
+    for rnd in range(1, 20):
+        batch = order[3 * rnd : 3 * rnd + 3]
+        assert sorted(labels[batch].tolist()) == [0, 1, 2]  # one of each cluster per turn
+    for c in range(3):
+        mine = [p for p in order[3:] if labels[p] == c]
+        assert all(dist[a] <= dist[b] for a, b in zip(mine, mine[1:]))
 
 
 def test_self_gen_prefix_filters_highest_perplexity(pool, model, tok):
@@ -207,12 +234,13 @@ def test_model_by_folder_and_cli(tmp_path, model, tok, capsys):
 
     out = tmp_path / "sel.jsonl"
     rc = main([
-        "select", str(docs), "-n", "4", "--strategy", "perplexity", "-q", "-o", str(out),
-        "--option", f"model={folder}", "--option", "max_length=32", "--option", "device=cpu",
+        "select", str(docs), "-n", "4", "--seq-len", "32", "--strategy", "perplexity", "-q", "-o", str(out),
+        "--option", f"model={folder}", "--option", "device=cpu", "--tokenizer", str(folder),
     ])
     assert rc == 0
     rows = [json.loads(l) for l in out.read_text().splitlines()]
-    assert len(rows) == 4
+    costs = [r["tokens"] + (1 if r["tokens"] < 32 else 0) for r in rows]
+    assert len(rows) >= 4 and sum(costs) >= 4 * 32 > sum(costs[:-1])
 
 
 def test_selection_engine_does_not_import_torch():

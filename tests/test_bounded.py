@@ -23,10 +23,16 @@ def _corpus(tmp_path, docs=600):
     return str(path)
 
 
+# Rows as long as the large documents: each one fills a row, so n rows take n of them
+# (the default 2048-token rows would take the whole pool).
+ROW = 60
+
+
 def test_capped_pool_gives_the_full_selection_with_certificate(tmp_path):
     path = _corpus(tmp_path)
-    full = zipcal.select(path, n=10, min_tokens=1)
-    capped = zipcal.select(path, n=10, min_tokens=1, max_candidates=40)
+    full = zipcal.select(path, n=10, min_tokens=1, seq_len=ROW)
+    capped = zipcal.select(path, n=10, min_tokens=1, seq_len=ROW, max_candidates=40)
+    assert len(full) == 10 and full.stats["tokens_fed"] == 10 * ROW
     assert capped.stats["certificate"] is True
     assert capped.stats["evicted_candidates"] == 600 - 40
     assert len(capped.pool) == 40
@@ -51,9 +57,11 @@ def test_capped_pool_keeps_only_the_bytes_of_kept_texts(tmp_path):
 
 def test_certificate_failure_rereads_with_a_larger_cap(tmp_path, caplog):
     path = _corpus(tmp_path)
-    full = zipcal.select(path, n=30, min_tokens=1)
+    full = zipcal.select(path, n=30, min_tokens=1, seq_len=ROW)
+    # 12 large documents fill 12 rows; small ones share the other 18
+    assert 30 < len(full) < 600 and full.stats["tokens_fed"] == 30 * ROW
     with caplog.at_level("WARNING"):
-        capped = zipcal.select(path, n=30, min_tokens=1, max_candidates=30)
+        capped = zipcal.select(path, n=30, min_tokens=1, seq_len=ROW, max_candidates=30)
     assert "certificate did not hold" in caplog.text
     assert capped.stats["certificate"] is True
     assert capped.stats["max_candidates"] > 30
@@ -63,20 +71,20 @@ def test_certificate_failure_rereads_with_a_larger_cap(tmp_path, caplog):
 def test_stream_sources_report_an_uncertified_result_instead_of_rereading(tmp_path):
     table = pq.read_table(_corpus(tmp_path))
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
-    sel = zipcal.select(reader, n=30, min_tokens=1, max_candidates=30)
+    sel = zipcal.select(reader, n=30, min_tokens=1, seq_len=ROW, max_candidates=30)
     assert sel.stats["certificate"] is False
-    assert len(sel) == 30
+    assert len(sel) == 30 and sel.stats["evicted_candidates"] > 0  # all it kept: not enough for 30 rows
 
 
 def test_max_memory_derives_a_cap(tmp_path):
     path = _corpus(tmp_path)
-    sel = zipcal.select(path, n=5, min_tokens=1, max_memory="64K")
+    sel = zipcal.select(path, n=5, min_tokens=1, seq_len=ROW, max_memory="64K")
     assert sel.pool.max_candidates is not None and sel.pool.max_candidates < 600
     with pytest.raises(zipcal.InvalidArgumentError):
         zipcal.select(path, n=5, max_memory="lots")
-    lean = zipcal.select(path, n=5, min_tokens=1, max_memory="64K", keep_texts=False)
+    lean = zipcal.select(path, n=5, min_tokens=1, seq_len=ROW, max_memory="64K", keep_texts=False)
     assert lean.pool.max_candidates is not None and lean.pool.texts_kept is False
-    assert list(lean.indices) == list(zipcal.select(path, n=5, min_tokens=1).indices)
+    assert list(lean.indices) == list(zipcal.select(path, n=5, min_tokens=1, seq_len=ROW).indices)
 
 
 @pytest.mark.parametrize("unit", ["doc", "window"])

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import zipcal
+from zipcal import _core
 from zipcal.errors import InputError, InvalidArgumentError
 
 ray = pytest.importorskip("ray", reason="the test environment installs ray[data] (scripts/env.sh test)")
@@ -108,10 +109,13 @@ def test_distributed_equals_single_machine(cluster, corpus_dir, tokenizer, unit,
 
 def test_capped_pool_certificate_and_growth(cluster, corpus_dir):
     src = [str(corpus_dir / "a.parquet"), str(corpus_dir / "b.parquet"), str(corpus_dir / "c.jsonl")]
+    # Few long rows: candidates (windows of up to 512 words) differ a lot in size, so a
+    # cap can hold the certificate; rows of 64 words make type sets too alike for it.
     for cap in (120, 12):  # 12 is too small: the certificate fails and the cap grows
-        single = zipcal.select(src, 10, max_candidates=cap, min_tokens=8, seq_len=64)
-        dist = zd.select(src, 10, max_candidates=cap, min_tokens=8, seq_len=64, unit_bytes=30_000)
+        single = zipcal.select(src, 2, max_candidates=cap, min_tokens=8, seq_len=512)
+        dist = zd.select(src, 2, max_candidates=cap, min_tokens=8, seq_len=512, unit_bytes=30_000)
         _same(single, dist)
+        assert single.stats["n"] == 2 and single.stats["tokens_fed"] == 2 * 512
         assert single.info["certificate"] and dist.info["certificate"]
         assert single.info["max_candidates"] == dist.info["max_candidates"]
         assert dist.pool.report["evicted_candidates"] == single.pool.report["evicted_candidates"]
@@ -125,10 +129,13 @@ def test_same_result_twice_and_texts_read_again(cluster, corpus_dir):
     one = zd.select(src, 10, seed=1, strategy="random", unit_bytes=10_000, min_tokens=8, seq_len=64)
     two = zd.select(src, 10, seed=1, strategy="random", unit_bytes=50_000, min_tokens=8, seq_len=64)
     _same(one, two)
+    assert any(s.endswith("b.parquet") for s in one.sources)
     table = pq.read_table(corpus_dir / "b.parquet")["text"].to_pylist()
-    for t, s, r in zip(one.texts, one.sources, one.source_rows):
+    for t, s, r, k in zip(one.texts, one.sources, one.source_rows, one.windows):
         if s.endswith("b.parquet"):
-            assert table[r] == t
+            # a sample's text is its window of the document: words k*64 to (k+1)*64
+            assert t in table[r]
+            assert _core.segment_words(t) == _core.segment_words(table[r])[k * 64 : (k + 1) * 64]
 
 
 def test_errors_name_the_problem(cluster, corpus_dir, tmp_path):
@@ -156,3 +163,4 @@ def test_cli_select_with_ray(cluster, corpus_dir, tmp_path):
     assert pq.read_table(local).equals(pq.read_table(dist))
     assert pq.read_table(dist).num_rows == 12
     assert main(["select", "-n", "4", "--ray", "-q"]) != 0  # no files: a clear error, no traceback
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pytest
@@ -44,29 +44,53 @@ def documents(draw) -> Optional[str]:
 corpora = st.lists(documents(), min_size=0, max_size=30)
 
 
-def oracle_corpus(texts: Sequence[Optional[str]], min_tokens: int = 1) -> Tuple[List[Set[str]], List[int], Counter]:
-    """Candidate type sets, their source rows and the pool's type counts, computed in
-    Python from the texts (words = UAX #29 segments, lowercased with str.lower)."""
-    sets: List[Set[str]] = []
-    rows: List[int] = []
-    counts: Counter = Counter()
+class OracleCorpus(NamedTuple):
+    """Candidates computed in Python from the texts (words = UAX #29 segments,
+    lowercased with str.lower): each one's words, source row and window index."""
+
+    pieces: List[List[str]]
+    rows: List[int]
+    windows: List[int]
+    counts: Counter
+
+    @property
+    def sets(self) -> List[Set[str]]:
+        return [set(p) for p in self.pieces]
+
+
+def oracle_corpus(
+    texts: Sequence[Optional[str]], min_tokens: int = 1, seq_len: int = 2048, unit: str = "window"
+) -> OracleCorpus:
+    """Candidates as a calibration row of ``seq_len`` words feeds them: every window of
+    ``seq_len`` words of a document (``unit="window"``), or its first ``seq_len``
+    words (``unit="doc"``). The pool's type counts are those of the candidates' words."""
+    out = OracleCorpus([], [], [], Counter())
     for r, t in enumerate(texts):
         if t is None or t.strip() == "":
             continue
         words = [w.lower() for w in _core.segment_words(t)]
-        if len(words) < min_tokens:
-            continue
-        sets.append(set(words))
-        rows.append(r)
-        counts.update(words)
-    return sets, rows, counts
+        starts = range(0, len(words), seq_len) if unit == "window" else [0]
+        for k, a in enumerate(starts):
+            piece = words[a : a + seq_len]
+            if len(piece) < max(min_tokens, 1):
+                continue
+            out.pieces.append(piece)
+            out.rows.append(r)
+            out.windows.append(k)
+            out.counts.update(piece)
+    return out
 
 
-def oracle_select(texts, n: int, weighting: str) -> Tuple[List[int], List[int], List[Set[str]], List[int]]:
-    sets, rows, counts = oracle_corpus(texts)
-    weights = oracle.zipf_weights(counts) if weighting == "zipf" else oracle.uniform_weights(counts)
-    order, gains = oracle.greedy(sets, weights, n)
-    return [rows[i] for i in order], gains, sets, rows
+def oracle_select(
+    texts, n: int, weighting: str, seq_len: int = 2048, unit: str = "window"
+) -> Tuple[List[int], List[int], OracleCorpus]:
+    """Greedy until the picks fill ``n`` rows of ``seq_len`` words (words mode has no
+    separator token). Returns the picked candidates, their gains and the corpus."""
+    oc = oracle_corpus(texts, seq_len=seq_len, unit=unit)
+    weights = oracle.zipf_weights(oc.counts) if weighting == "zipf" else oracle.uniform_weights(oc.counts)
+    costs = [len(p) for p in oc.pieces]
+    order, gains = oracle.greedy(oc.sets, weights, n, costs=costs, budget=n * seq_len)
+    return order, gains, oc
 
 
 SETTINGS = settings(
@@ -75,43 +99,60 @@ SETTINGS = settings(
 
 
 @SETTINGS
-@given(texts=corpora, data=st.data(), strategy=st.sampled_from(["zipcal", "zipcal-zipf"]))
-def test_select_matches_oracle(texts, data, strategy):
+@given(
+    texts=corpora,
+    data=st.data(),
+    strategy=st.sampled_from(["zipcal", "zipcal-zipf"]),
+    seq_len=st.integers(1, 12),
+    unit=st.sampled_from(["window", "doc"]),
+)
+def test_select_matches_oracle(texts, data, strategy, seq_len, unit):
     weighting = "zipf" if strategy == "zipcal-zipf" else "uniform"
-    sets, rows, counts = oracle_corpus(texts)
-    if not sets:
+    oc = oracle_corpus(texts, seq_len=seq_len, unit=unit)
+    kw = dict(tokenizer="words", min_tokens=1, strategy=strategy, seq_len=seq_len, unit=unit)
+    if not oc.pieces:
         with pytest.raises(zipcal.NotEnoughCandidatesError):
-            zipcal.select(texts, 1, tokenizer="words", min_tokens=1, strategy=strategy)
+            zipcal.select(texts, 1, **kw)
         return
-    n = data.draw(st.integers(1, len(sets)), label="n")
-    want_rows, want_gains, _, _ = oracle_select(texts, n, weighting)
-    sel = zipcal.select(texts, n, tokenizer="words", min_tokens=1, strategy=strategy, seed=data.draw(st.integers(0, 5)))
-    assert sel.indices.tolist() == want_rows
+    n = data.draw(st.integers(1, len(oc.pieces)), label="n")
+    order, want_gains, _ = oracle_select(texts, n, weighting, seq_len, unit)
+    sel = zipcal.select(texts, n, seed=data.draw(st.integers(0, 5)), **kw)
+    assert sel.indices.tolist() == [oc.rows[i] for i in order]
+    assert sel.windows.tolist() == [oc.windows[i] for i in order]
     assert [int(g) for g in sel.gains] == want_gains
     assert all(a >= b for a, b in zip(sel.gains[:-1], sel.gains[1:])), sel.gains
+    # the picks fill the rows: the budget is reached, and not before the last pick
+    spent = [len(oc.pieces[i]) for i in order]
+    assert sum(spent) >= n * seq_len or len(order) == len(oc.pieces)
+    assert sum(spent[:-1]) < n * seq_len
     # the pool itself agrees with the Python view of the corpus
     pool = sel.pool
-    assert len(pool) == len(sets)
-    assert pool.rows.tolist() == rows
+    assert len(pool) == len(oc.pieces)
+    assert pool.rows.tolist() == oc.rows and pool.windows.tolist() == oc.windows
     names = pool.corpus.type_names()
-    assert {names[t]: int(c) for t, c in enumerate(pool.counts) if c} == dict(counts)
-    for i, s in enumerate(sets):
+    assert {names[t]: int(c) for t, c in enumerate(pool.counts) if c} == dict(oc.counts)
+    for i, s in enumerate(oc.sets):
         assert {names[t] for t in pool.corpus.candidate_types(i)} == s
-    # selected texts are the source rows
-    assert sel.texts == [texts[r] for r in want_rows]
-    # coverage stat matches the oracle
-    assert sel.stats["types_covered"] == oracle.coverage(sets, [rows.index(r) for r in want_rows])
-    assert sel.stats["types_available"] == len(counts)
+    # each sample's text is the slice of its document that it feeds
+    assert [[w.lower() for w in _core.segment_words(t)] for t in sel.texts] == [oc.pieces[i] for i in order]
+    # statistics describe the fed rows: the oracle packs them independently
+    rows = oracle.fill_rows([oc.pieces[i] for i in order], n, seq_len)
+    fed = set().union(*map(set, rows)) if rows else set()
+    assert sel.stats["types_covered"] == len(fed)
+    assert sel.stats["tokens_fed"] == sum(map(len, rows))
+    assert sel.stats["pad_tokens"] == n * seq_len - sum(map(len, rows))
+    assert sel.stats["types_available"] == len(oc.counts)
+    assert [r.tolist() for r in sel.fed_type_rows()] == [[names.index(w) for w in r] for r in rows]
 
 
 @SETTINGS
 @given(texts=corpora, data=st.data())
 def test_zipf_weights_match_python(texts, data):
-    sets, rows, counts = oracle_corpus(texts)
-    assume(sets)
+    oc = oracle_corpus(texts)
+    assume(oc.pieces)
     pool = zipcal.load_pool(texts, tokenizer="words", min_tokens=1)
     names = pool.corpus.type_names()
-    want = oracle.zipf_weights(counts)
+    want = oracle.zipf_weights(oc.counts)
     got = pool.corpus.weights("zipf")
     assert {names[t]: int(w) for t, w in enumerate(got)} == want
     assert pool.corpus.weights("uniform").tolist() == [1] * len(names)
@@ -147,19 +188,31 @@ def test_same_seed_same_selection(texts, data):
 
 
 @SETTINGS
-@given(texts=corpora, data=st.data())
-def test_random_draws_are_disjoint_and_valid(texts, data):
-    pool = zipcal.load_pool(texts, tokenizer="words", min_tokens=1)
+@given(texts=corpora, data=st.data(), seq_len=st.integers(1, 6))
+def test_random_draws_are_disjoint_and_fill_the_budget(texts, data, seq_len):
+    pool = zipcal.load_pool(texts, tokenizer="words", min_tokens=1, seq_len=seq_len)
     assume(len(pool) >= 2)
     n = data.draw(st.integers(1, len(pool) // 2), label="n")
     seed = data.draw(st.integers(0, 1000), label="seed")
+    costs = pool.tokens  # words mode: a candidate costs its words, there is no separator
+    budget = n * seq_len
     d0 = zipcal.select(pool, n, strategy="random", seed=seed, draw=0)
     d0b = zipcal.select(pool, n, strategy="random", seed=seed)
-    d1 = zipcal.select(pool, n, strategy="random", seed=seed, draw=1)
     assert d0.indices.tolist() == d0b.indices.tolist()
-    assert len(set(d0.candidates.tolist())) == n
-    assert len(set(d1.candidates.tolist())) == n
-    assert not set(d0.candidates.tolist()) & set(d1.candidates.tolist())
+    c0 = d0.candidates.tolist()
+    assert len(set(c0)) == len(c0) >= n
+    # the shortest run of picks that fills the rows (or every candidate)
+    assert costs[c0].sum() >= budget or len(c0) == len(pool)
+    assert costs[c0[:-1]].sum() < budget
+    rest = costs.sum() - costs[c0].sum()
+    if rest < budget:
+        with pytest.raises(zipcal.NotEnoughCandidatesError):
+            zipcal.select(pool, n, strategy="random", seed=seed, draw=1)
+        return
+    d1 = zipcal.select(pool, n, strategy="random", seed=seed, draw=1)
+    c1 = d1.candidates.tolist()
+    assert len(set(c1)) == len(c1) and not set(c0) & set(c1)
+    assert costs[c1].sum() >= budget and costs[c1[:-1]].sum() < budget
     valid_rows = set(pool.rows.tolist())
     assert set(d0.indices.tolist()) <= valid_rows and set(d1.indices.tolist()) <= valid_rows
 
@@ -168,20 +221,22 @@ def test_greedy_tie_breaks_by_size_then_index():
     # gains tie at 0 after the first picks: larger sets first, then the lower index
     texts = ["q", "q r", "q r", "r", "s t u", "s"]
     sel = zipcal.select(texts, 6, tokenizer="words", min_tokens=1)
-    sets, rows, counts = oracle_corpus(texts)
-    order, gains = oracle.greedy(sets, oracle.uniform_weights(counts), 6)
-    assert sel.indices.tolist() == [rows[i] for i in order] == [4, 1, 2, 0, 3, 5]
+    oc = oracle_corpus(texts)
+    order, gains = oracle.greedy(oc.sets, oracle.uniform_weights(oc.counts), 6)
+    assert sel.indices.tolist() == [oc.rows[i] for i in order] == [4, 1, 2, 0, 3, 5]
     assert sel.gains.tolist() == gains == [3, 2, 0, 0, 0, 0]
 
 
 def test_oracle_on_real_text(wikitext_lines):
     texts = wikitext_lines[:600]
-    n = 25
+    n, seq_len = 25, 64
     for strategy, weighting in (("zipcal", "uniform"), ("zipcal-zipf", "zipf")):
-        want_rows, want_gains, _, _ = oracle_select(texts, n, weighting)
-        sel = zipcal.select(texts, n, tokenizer="words", min_tokens=1, strategy=strategy)
-        assert sel.indices.tolist() == want_rows
+        order, want_gains, oc = oracle_select(texts, n, weighting, seq_len)
+        sel = zipcal.select(texts, n, tokenizer="words", min_tokens=1, strategy=strategy, seq_len=seq_len)
+        assert sel.indices.tolist() == [oc.rows[i] for i in order]
+        assert sel.windows.tolist() == [oc.windows[i] for i in order]
         assert sel.gains.tolist() == want_gains
+        assert sel.stats["tokens_fed"] == n * seq_len
         evaluations = sel.stats["gain_evaluations"]
         # lazy evaluation must beat recomputing every gain every round
         assert evaluations < n * len(sel.pool)
@@ -189,10 +244,11 @@ def test_oracle_on_real_text(wikitext_lines):
 
 def test_weighting_option_of_zipcal_strategy():
     texts = ["a b c d", "e", "e f", "a b", "g h a"] * 3 + ["rare words only here"]
-    z1 = zipcal.select(texts, 4, tokenizer="words", min_tokens=1, strategy="zipcal", weighting="zipf")
-    z2 = zipcal.select(texts, 4, tokenizer="words", min_tokens=1, strategy="zipcal-zipf")
+    kw = dict(tokenizer="words", min_tokens=1, seq_len=4)
+    z1 = zipcal.select(texts, 4, strategy="zipcal", weighting="zipf", **kw)
+    z2 = zipcal.select(texts, 4, strategy="zipcal-zipf", **kw)
     assert z1.indices.tolist() == z2.indices.tolist()
-    want_rows, want_gains, _, _ = oracle_select(texts, 4, "zipf")
-    assert z1.indices.tolist() == want_rows
+    order, _, oc = oracle_select(texts, 4, "zipf", seq_len=4)
+    assert z1.indices.tolist() == [oc.rows[i] for i in order]
     with pytest.raises(zipcal.InvalidArgumentError):
-        zipcal.select(texts, 4, tokenizer="words", min_tokens=1, strategy="zipcal", weighting="bogus")
+        zipcal.select(texts, 4, strategy="zipcal", weighting="bogus", **kw)

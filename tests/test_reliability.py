@@ -58,14 +58,17 @@ def test_a_200_mb_single_document_is_handled(tmp_path):
     # one document: the whole file as one paragraph-free line
     data = doc.read_bytes().replace(b"\n", b" ")
     doc.write_bytes(data)
+    head = data[: 1 << 16].decode("utf-8").split()[:2048]
     del data
-    sel = zipcal.select(str(doc), n=1, min_tokens=1)
-    assert len(sel) == 1
-    assert sel.token_counts[0] > 30_000_000
-    assert sel.stats["types_covered"] == sel.stats["types_available"]
-    # window candidates from the same document
+    # unit="doc": the one candidate is the document's first seq_len (2048) words
+    sel = zipcal.select(str(doc), n=1, unit="doc", min_tokens=1)
+    assert len(sel) == 1 and sel.token_counts[0] == 2048
+    assert sel.stats["types_covered"] == sel.stats["types_available"] == len(set(head))
+    # window candidates from the same document: all of it is read and cut into windows
     win = zipcal.select(str(doc), n=4, unit="window", seq_len=4096, min_tokens=1)
     assert len(win) == 4 and all(t <= 4096 for t in win.token_counts)
+    assert win.stats["pool_tokens"] > 30_000_000
+    assert len(win.pool) == -(-win.stats["pool_tokens"] // 4096)
 
 
 def test_output_folder_is_created_and_no_temp_files_remain(tmp_path):

@@ -29,7 +29,7 @@ COLUMNS = ["row", "source", "source_row", "window", "tokens", "gain", "text"]
 
 @pytest.fixture(scope="module")
 def words_pool(wikitext_valid):
-    return zipcal.load_pool(str(wikitext_valid), text_split="line")
+    return zipcal.load_pool(str(wikitext_valid), text_split="line", seq_len=128)
 
 
 @pytest.fixture(scope="module")
@@ -53,39 +53,47 @@ def _stable_stats(stats):
 def test_selection_attributes(words_pool):
     pool = words_pool
     sel = zipcal.select(pool, 32)
-    assert len(sel) == 32
+    k = len(sel)
+    assert sel.rows == 32 and k >= 32  # short candidates share rows
     assert list(sel) == sel.texts
-    assert sel.candidates.dtype == np.int64 and len(set(sel.candidates.tolist())) == 32
+    assert sel.candidates.dtype == np.int64 and len(set(sel.candidates.tolist())) == k
     assert sel.indices.tolist() == pool.rows[sel.candidates].tolist()
-    assert sel.windows.tolist() == [0] * 32
-    for c, r, t in zip(sel.candidates, sel.indices, sel.texts):
-        assert t == pool.row_text(int(r)) == pool.candidate_text(int(c))
+    assert sel.windows.tolist() == pool.windows[sel.candidates].tolist()
+    for c, r, w, t in zip(sel.candidates, sel.indices, sel.windows, sel.texts):
+        assert t == pool.candidate_text(int(c)) and t in pool.row_text(int(r))
+        words = [x.lower() for x in _core.segment_words(pool.row_text(int(r)))]
+        assert [x.lower() for x in _core.segment_words(t)] == words[int(w) * 128 : (int(w) + 1) * 128]
     assert sel.token_counts.tolist() == [len(_core.segment_words(t)) for t in sel.texts]
+    # the picks fill the rows, and the last one is the one that reaches the budget
+    assert int(sel.token_counts.sum()) >= 32 * 128 > int(sel.token_counts[:-1].sum())
     assert all(src == str(pool._parts[0].source) for src in sel.sources)
     assert sel.source_rows.tolist() == sel.indices.tolist()
-    assert len(sel.gains) == 32
+    assert len(sel.gains) == k
     assert all(a >= b for a, b in zip(sel.gains[:-1], sel.gains[1:]))
-    assert "Selection(n=32" in repr(sel) and "zipcal" in repr(sel)
+    assert "Selection(rows=32 x 128" in repr(sel) and "zipcal" in repr(sel)
     assert "Pool(" in repr(pool)
 
 
 def test_selection_stats(words_pool):
     sel = zipcal.select(words_pool, 64)
     s = sel.stats
-    assert s["n"] == 64 and s["strategy"] == "zipcal" and s["unit"] == "doc"
+    assert s["n"] == 64 and s["strategy"] == "zipcal" and s["unit"] == "window"
+    assert s["candidates"] == len(sel) and s["seq_len"] == s["row_capacity"] == 128
     assert 0 < s["types_covered"] <= s["types_available"]
     assert s["types_available"] == int((words_pool.counts > 0).sum())
     assert s["coverage"] == pytest.approx(s["types_covered"] / s["types_available"])
-    # greedy gains add up to the covered types (uniform weights)
-    assert int(sel.gains.sum()) == s["types_covered"]
-    assert s["tokens_selected"] == int(sel.token_counts.sum())
+    # greedy gains add up to the covered types (uniform weights), but for the tokens
+    # of the last pick that do not fit in the rows
+    assert int(sel.gains[:-1].sum()) <= s["types_covered"] <= int(sel.gains.sum())
+    assert s["tokens_fed"] == 64 * 128 and s["pad_tokens"] == 0 and s["pad_fraction"] == 0
+    assert s["tokens_selected"] == int(sel.token_counts.sum()) >= s["tokens_fed"]
     assert isinstance(s["zipf_exponent"], float) and s["zipf_exponent"] > 0
     assert isinstance(s["pool_zipf_exponent"], float)
     assert 0 < s["type_token_ratio"] <= 1
     assert s["pool_candidates"] == len(words_pool)
     assert s["pool_tokens"] == int(words_pool.counts.sum())
     tc = sel.type_counts()
-    assert int(tc.sum()) == s["tokens_selected"]  # every word is typed in words mode
+    assert int(tc.sum()) == s["tokens_fed"]  # every word is typed in words mode
     assert int((tc > 0).sum()) == s["types_covered"]
     ps = words_pool.stats
     assert ps["candidates"] == len(words_pool) and ps["rows"] == words_pool.report["rows"]
@@ -126,8 +134,8 @@ def test_zipcal_covers_more_than_random(words_pool):
 def test_gpt2_selection_type_counts(gpt2_pool):
     sel = zipcal.select(gpt2_pool, 16)
     tc = sel.type_counts()
-    # whitespace-only tokens have no type, so typed tokens <= tokens
-    assert 0 < int(tc.sum()) <= sel.stats["tokens_selected"]
+    # whitespace-only tokens and separators have no type, so typed tokens <= tokens
+    assert 0 < int(tc.sum()) <= sel.stats["tokens_fed"] == 16 * 128
     assert int((tc > 0).sum()) == sel.stats["types_covered"]
     assert sel.stats["segmenter"] == "gpt2"
 
@@ -142,6 +150,7 @@ def _encode(tok, texts) -> List[List[int]]:
 @pytest.mark.parametrize("tensors", ["np", "pt"])
 def test_to_input_ids_truncate(gpt2_pool, gpt2_tok, tensors):
     sel = zipcal.select(gpt2_pool, 12)
+    k = len(sel)
     seq_len = 48
     batch = sel.to_input_ids(seq_len, policy="truncate", return_tensors=tensors)
     ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -152,20 +161,24 @@ def test_to_input_ids_truncate(gpt2_pool, gpt2_tok, tensors):
         ids, mask = ids.numpy(), mask.numpy()
     else:
         assert isinstance(ids, np.ndarray) and ids.dtype == np.int64
-    assert ids.shape == mask.shape == (12, seq_len)
-    for row, m, e in zip(ids, mask, _encode(gpt2_tok, sel.texts)):
-        k = min(len(e), seq_len)
-        assert row[:k].tolist() == e[:k]
-        assert m.tolist() == [1] * k + [0] * (seq_len - k)
+    assert ids.shape == mask.shape == (k, seq_len)
+    # each row: the candidate's own tokens, cut from its whole document's encoding
+    pool = sel.pool
+    for row, m, c in zip(ids, mask, sel.candidates):
+        doc = gpt2_tok.encode(pool.row_text(int(pool.rows[c]))).ids
+        start = int(pool.windows[c]) * pool.capacity
+        e = doc[start : start + pool.capacity][:seq_len]
+        assert row[: len(e)].tolist() == e
+        assert m.tolist() == [1] * len(e) + [0] * (seq_len - len(e))
     pk = sel.stats["packing"]
-    assert pk["policy"] == "truncate" and pk["rows"] == 12 and pk["seq_len"] == seq_len
+    assert pk["policy"] == "truncate" and pk["rows"] == k and pk["seq_len"] == seq_len
     assert pk["tokens"] == int(mask.sum())
 
 
 def test_to_input_ids_padding_is_recorded(gpt2_tok):
     docs = ["short one here", "a much longer document " * 20, "mid length text with a few words in it"]
-    sel = zipcal.select(docs, 3, tokenizer="gpt2", min_tokens=1)
-    batch = sel.to_input_ids(32, return_tensors="np")
+    sel = zipcal.select(docs, 3, tokenizer="gpt2", min_tokens=1, unit="doc")
+    batch = sel.to_input_ids(32, policy="truncate", return_tensors="np")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     pk = sel.stats["packing"]
     eot = gpt2_tok.token_to_id("<|endoftext|>")
@@ -173,13 +186,13 @@ def test_to_input_ids_padding_is_recorded(gpt2_tok):
     assert pk["pad_tokens"] == int((mask == 0).sum()) > 0
     assert pk["pad_fraction"] == pytest.approx(pk["pad_tokens"] / mask.size)
     assert (ids[mask == 0] == eot).all()
-    total = sum(len(e) for e in _encode(gpt2_tok, sel.texts))
-    assert pk["dropped_tokens"] == total - int(mask.sum())
+    total = sum(min(len(e), 32) for e in _encode(gpt2_tok, sel.texts))
+    assert pk["dropped_tokens"] == total - int(mask.sum()) == 0
     # each row: ones then zeros
     for m in mask:
         k = int(m.sum())
         assert m[:k].all() and not m[k:].any()
-    custom = sel.to_input_ids(32, pad_token_id=7, return_tensors="np")
+    custom = sel.to_input_ids(32, policy="truncate", pad_token_id=7, return_tensors="np")
     assert (custom["input_ids"][custom["attention_mask"] == 0] == 7).all()
     assert sel.stats["packing"]["pad_token_id"] == 7
 
@@ -191,7 +204,7 @@ def test_to_input_ids_random_window(gpt2_pool, gpt2_tok):
     b = sel.to_input_ids(seq_len, policy="random-window", return_tensors="np")
     c = sel.to_input_ids(seq_len, policy="random-window", seed=11, return_tensors="np")
     assert np.array_equal(a["input_ids"], b["input_ids"])
-    assert a["input_ids"].shape == (10, seq_len)
+    assert a["input_ids"].shape == (len(sel), seq_len)
     encoded = _encode(gpt2_tok, sel.texts)
     assert any(len(e) > seq_len for e in encoded)
     starts = []
@@ -237,7 +250,11 @@ def test_to_input_ids_default_seq_len_and_auto_tensors(gpt2_pool):
 def test_to_input_ids_with_tokenizer_for_words_selection(words_pool, gpt2_tok):
     sel = zipcal.select(words_pool, 5)
     batch = sel.to_input_ids(16, tokenizer="gpt2", return_tensors="np")
-    assert batch["input_ids"][:, :16].tolist() == [e[:16] for e in _encode(gpt2_tok, sel.texts)]
+    # rows of 16 GPT-2 tokens: the candidates (128-word windows) long enough for a row
+    # take one each, in pick order
+    want = [e[:16] for e in _encode(gpt2_tok, sel.texts) if len(e) >= 16][:5]
+    assert batch["input_ids"].tolist() == want
+    assert batch["attention_mask"].all()
 
 
 def test_to_dataset(gpt2_pool):
@@ -274,11 +291,12 @@ def test_save_parquet_and_jsonl_round_trip(tmp_path, words_pool):
     _check_table(t, sel)
     meta = json.loads(t.schema.metadata[b"zipcal"])
     assert meta["types_covered"] == sel.stats["types_covered"] and meta["n"] == 20
+    assert meta["seq_len"] == 128 and meta["candidates"] == len(sel)
     j = tmp_path / "sel.jsonl"
     sel.save(str(j))
     recs = [json.loads(l) for l in j.read_text(encoding="utf-8").splitlines()]
-    assert len(recs) == 20
-    assert [list(r) for r in recs] == [COLUMNS] * 20
+    assert len(recs) == len(sel) >= 20
+    assert [list(r) for r in recs] == [COLUMNS] * len(sel)
     _check_table(pa.Table.from_pylist(recs), sel)
     # explicit format overrides the extension
     k = tmp_path / "sel.data"
@@ -290,7 +308,7 @@ def test_save_random_selection_has_zero_gains(tmp_path, words_pool):
     sel = zipcal.select(words_pool, 5, strategy="random", seed=1)
     assert sel.gains is None
     sel.save(tmp_path / "r.parquet")
-    assert pq.read_table(tmp_path / "r.parquet")["gain"].to_pylist() == [0] * 5
+    assert pq.read_table(tmp_path / "r.parquet")["gain"].to_pylist() == [0] * len(sel)
 
 
 def _no_temp_files(folder: Path):
@@ -373,24 +391,59 @@ def test_window_rows_and_doc_rows_agree(wikitext_valid):
 # ------------------------------------------------------------------ words dataset
 
 
-def test_zipcal_words_dataset(words_pool):
-    n = 16
-    z = zipcal.select(words_pool, n)
-    d1 = zipcal.select(words_pool, n, strategy="zipcal-words-dataset", seed=1)
-    d2 = zipcal.select(words_pool, n, strategy="zipcal-words-dataset", seed=2)
-    d1b = zipcal.select(words_pool, n, strategy="zipcal-words-dataset", seed=1)
-    want = Counter(w for t in z.texts for w in _core.segment_words(t))
-    for d in (d1, d2):
-        assert len(d.texts) == n
-        assert d.synthetic
-        got = Counter(w for t in d.texts for w in t.split(" ") if w)
-        assert got == want
-        sizes = [len(t.split(" ")) for t in d.texts]
-        assert max(sizes) - min(sizes) <= 1
-        assert d.indices.tolist() == z.indices.tolist()
-        assert d.stats["synthetic"] is True
-    assert d1.texts == d1b.texts
-    assert d1.texts != d2.texts
+def reference_words_dataset(candidate_texts: List[str], n: int, sentence_length: int, seed: int) -> List[str]:
+    """The reference code's ``words_dataset_sampling``, written out step by step: every
+    pool item (already cut to the sequence length) lower-cased and split on
+    whitespace, all words shuffled into one bag, ``n`` sentences of
+    ``sentence_length`` words dealt by cycling through the bag. (The reference
+    shuffles with ``random.shuffle``; this uses the seeded permutation zipcal uses.)"""
+    all_tokens = []
+    for text in candidate_texts:
+        all_tokens.extend(text.lower().split())
+    order = np.random.default_rng(seed).permutation(len(all_tokens))
+    shuffled = [all_tokens[i] for i in order]
+    out, idx = [], 0
+    for _ in range(n):
+        words = []
+        for _ in range(sentence_length):
+            words.append(shuffled[idx % len(shuffled)])
+            idx += 1
+        out.append(" ".join(words))
+    return out
+
+
+def test_zipcal_words_dataset_is_the_reference_procedure():
+    docs = [
+        "The Quick brown fox, jumps over the lazy dog.",
+        "A second document\nwith Two lines and 3 numbers: 1 2 3",
+        "short",
+        "Ünïcode wörds ARE lower-cased too; e-mail addresses stay whole",
+    ] * 3
+    pool = zipcal.load_pool(docs, seq_len=6, min_tokens=1)
+    texts = pool.candidate_texts(range(len(pool)))
+    assert len(texts) > len(docs)  # documents longer than 6 words are windowed
+    for n, seed in ((4, 0), (9, 3)):
+        d = zipcal.select(pool, n, strategy="zipcal-words-dataset", seed=seed)
+        assert d.texts == reference_words_dataset(texts, n, 6, seed)
+        assert d.synthetic and d.stats["synthetic"] is True and (d.candidates == -1).all()
+        assert d.stats["bag_words"] == sum(len(t.split()) for t in texts)
+    # rows enough for the whole bag: the pseudo-texts hold every word of the pool
+    # with its frequency, and start over from the bag's start when it is used up
+    bag = Counter(w for t in texts for w in t.lower().split())
+    total = sum(bag.values())
+    big = zipcal.select(pool, total // 6 + 1, strategy="zipcal-words-dataset", seed=3)
+    dealt = [w for t in big.texts for w in t.split()]
+    assert Counter(dealt[:total]) == bag and dealt[total:] == dealt[: len(dealt) - total]
+    assert zipcal.select(pool, 4, strategy="zipcal-words-dataset", seed=1).texts != d.texts
+    opt = zipcal.select(pool, 2, strategy="zipcal-words-dataset", words_per_sample=3)
+    assert [len(t.split()) for t in opt.texts] == [3, 3]
+
+
+def test_zipcal_words_dataset_fills_rows(gpt2_pool):
+    d = zipcal.select(gpt2_pool, 8, strategy="zipcal-words-dataset", seed=1)
+    assert len(d.texts) == 8 and d.stats["tokens_fed"] == 8 * 128 and d.stats["pad_tokens"] == 0
+    batch = d.to_input_ids(return_tensors="np")
+    assert batch["input_ids"].shape == (8, 128) and batch["attention_mask"].all()
 
 
 # ------------------------------------------------------------------ determinism

@@ -19,7 +19,7 @@ import zipcal
 from zipcal.default_corpus import default_corpus
 
 N = 12
-KW = dict(tokenizer="words", min_tokens=4)
+KW = dict(tokenizer="words", min_tokens=4, seq_len=32)  # 12 rows of 32 words: a tenth of the pool
 
 
 @pytest.fixture(scope="module")
@@ -490,8 +490,11 @@ def test_pool_can_be_reused(texts, ref):
     pool = zipcal.load_pool(texts, **KW)
     same(zipcal.select(pool, N), ref)
     r = zipcal.select(pool, N, strategy="random", seed=1)
-    assert len(r) == N
-    assert pool.row_text(int(ref.indices[0])) == ref.texts[0]
+    assert r.stats["n"] == N and len(r) >= N
+    fresh = zipcal.select(texts, N, strategy="random", seed=1, **KW)
+    assert r.candidates.tolist() == fresh.candidates.tolist() and r.texts == fresh.texts
+    assert ref.texts[0] == pool.candidate_text(int(ref.candidates[0]))
+    assert ref.texts[0] in pool.row_text(int(ref.indices[0]))
 
 
 def test_read_ahead_starts_at_once_and_stops_when_closed():

@@ -153,9 +153,16 @@ class Corpus:
         """``type_sequence`` of each text, computed in parallel."""
     def weights(self, weighting: str) -> npt.NDArray[np.uint64]: ...
     def greedy(
-        self, n: int, weighting: str = "uniform", naive: bool = False
+        self,
+        n: int,
+        weighting: str = "uniform",
+        naive: bool = False,
+        costs: Optional[npt.NDArray[np.uint64]] = None,
+        budget: Optional[int] = None,
     ) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int]:
-        """Exact greedy coverage: (indices, gains, covered types, gain evaluations)."""
+        """Exact greedy coverage: (indices, gains, covered types, gain evaluations).
+        With ``costs`` (one per candidate) and ``budget``, picking stops as soon as the
+        picks' costs reach the budget (``n`` is then an upper bound)."""
     def coverage(self, indices: List[int], weighting: str = "uniform") -> Tuple[int, int]:
         """(distinct types, total weight) covered by the given candidates."""
 

@@ -216,7 +216,12 @@ def sequence_nll(
 
 
 def _texts(pool: Any) -> List[str]:
-    return [pool.candidate_text(i) for i in range(len(pool))]
+    return pool.candidate_texts(range(len(pool)))
+
+
+def _max_length(pool: Any, max_length: Any) -> int:
+    """Tokens of each candidate the model reads: by default all it feeds (a row)."""
+    return _as_int("max_length", pool.seq_len if max_length is None else max_length)
 
 
 def _as_int(name: str, v: Any) -> int:
@@ -256,17 +261,19 @@ def perplexity_strategy(
     model: Any = None,
     tokenizer: Any = None,
     model_tokenizer: Any = None,
-    max_length: int = 512,
+    max_length: Optional[int] = None,
     batch_size: int = 8,
     device: Any = "auto",
     band: Any = None,
     progress: bool = False,
+    budget: Any = None,
 ) -> Picked:
-    """Keep the ``n`` candidates of lowest perplexity under the model (first
-    ``max_length`` tokens of each). ``band=(lo, hi)`` (or ``"lo:hi"``, percentiles of
-    the perplexity ranking) instead draws ``n`` candidates, seeded, inside that band."""
+    """Keep the candidates of lowest perplexity under the model (first ``max_length``
+    tokens of each, default: all a candidate feeds), until they fill ``budget`` (``n``
+    of them without one). ``band=(lo, hi)`` (or ``"lo:hi"``, percentiles of the
+    perplexity ranking) instead draws candidates, seeded, inside that band."""
     t0 = time.perf_counter()
-    max_length, batch_size = _as_int("max_length", max_length), _as_int("batch_size", batch_size)
+    max_length, batch_size = _max_length(pool, max_length), _as_int("batch_size", batch_size)
     band_pair = _pair("band", band)
     if band_pair is not None and not (0 <= band_pair[0] < band_pair[1] <= 100):
         raise InvalidArgumentError(f"band must satisfy 0 <= lo < hi <= 100, got {band!r}")
@@ -278,7 +285,7 @@ def perplexity_strategy(
     ranking = np.lexsort((np.arange(len(nll)), nll))  # ascending, ties by index
     info: Dict[str, Any] = {}
     if band_pair is None:
-        chosen = ranking[:n]
+        chosen = budget.take(ranking) if budget is not None else ranking[:n]
     else:
         lo = int(math.floor(band_pair[0] / 100 * len(ranking)))
         hi = int(math.ceil(band_pair[1] / 100 * len(ranking)))
@@ -287,8 +294,10 @@ def perplexity_strategy(
             raise NotEnoughCandidatesError(
                 f"perplexity band {band_pair[0]:g}-{band_pair[1]:g}% holds {len(inside)} candidates, fewer than n = {n}"
             )
-        take = np.sort(np.random.default_rng(seed).choice(len(inside), size=n, replace=False))
-        chosen = inside[take]
+        if budget is not None:
+            chosen = budget.take(inside[np.random.default_rng(seed).permutation(len(inside))])
+        else:
+            chosen = inside[np.sort(np.random.default_rng(seed).choice(len(inside), size=n, replace=False))]
         info["band"] = [band_pair[0], band_pair[1]]
     picked_ppl = np.exp(nll[chosen])
     info.update(
@@ -404,6 +413,23 @@ def nearest_distinct(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
+def cluster_order(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Every point, in the order COLA takes them: first :func:`nearest_distinct` (one
+    per centroid), then the others round-robin over the clusters, nearest to their
+    centroid first (second-nearest of every cluster, then third-nearest, ...)."""
+    first = nearest_distinct(x, centroids)
+    dist = _sq_dist(x, centroids)[np.arange(len(x)), labels]
+    rest = np.setdiff1d(np.arange(len(x)), first)
+    by_cluster = np.lexsort((rest, dist[rest], labels[rest]))  # cluster, distance, index
+    ordered = rest[by_cluster]
+    rank = np.zeros(len(ordered), dtype=np.int64)
+    lab = labels[ordered]
+    starts = np.r_[0, np.flatnonzero(np.diff(lab)) + 1]
+    for a, b in zip(starts, np.r_[starts[1:], len(ordered)]):
+        rank[a:b] = np.arange(b - a)
+    return np.concatenate([first, ordered[np.lexsort((lab, rank))]]).astype(np.int64)
+
+
 def cola_strategy(
     pool: Any,
     n: int,
@@ -412,17 +438,19 @@ def cola_strategy(
     model: Any = None,
     tokenizer: Any = None,
     model_tokenizer: Any = None,
-    max_length: int = 512,
+    max_length: Optional[int] = None,
     batch_size: int = 8,
     device: Any = "auto",
     dims: int = 64,
     max_iter: int = 50,
     progress: bool = False,
+    budget: Any = None,
 ) -> Picked:
     """COLA: cluster model activations of all candidates into ``n`` groups and keep
-    the candidate nearest each centroid."""
+    the candidate nearest each centroid; where those do not fill ``budget`` (short
+    candidates), the next-nearest of each cluster in turn."""
     t0 = time.perf_counter()
-    max_length, batch_size = _as_int("max_length", max_length), _as_int("batch_size", batch_size)
+    max_length, batch_size = _max_length(pool, max_length), _as_int("batch_size", batch_size)
     dims, max_iter = _as_int("dims", dims), _as_int("max_iter", max_iter)
     m, tok = _resolve_model(model, tokenizer or model_tokenizer, pool)
     seqs = _encode(tok, _texts(pool), max_length)
@@ -433,7 +461,7 @@ def cola_strategy(
     proj = rng.standard_normal((feats.shape[1], dims)) / math.sqrt(dims)
     z = feats @ proj
     centroids, labels = kmeans(z, n, seed=seed, max_iter=max_iter)
-    chosen = nearest_distinct(z, centroids)
+    chosen = budget.take(cluster_order(z, centroids, labels)) if budget is not None else nearest_distinct(z, centroids)
     sizes = np.bincount(labels, minlength=n)
     return Picked(
         candidates=chosen,
@@ -556,7 +584,7 @@ def self_generate(
     tokenizer: Any = None,
     model_tokenizer: Any = None,
     recipe: str = "prefix",
-    max_length: int = 512,
+    max_length: Optional[int] = None,
     gen_length: Optional[int] = None,
     batch_size: int = 8,
     device: Any = "auto",
@@ -576,7 +604,7 @@ def self_generate(
     prompt, -1 for BOS), ``tokens`` (forwarded + generated), ``device``, ``params``."""
     if recipe not in ("bos", "prefix"):
         raise InvalidArgumentError(f"self-gen recipe must be 'bos' or 'prefix', got {recipe!r}")
-    max_length, batch_size = _as_int("max_length", max_length), _as_int("batch_size", batch_size)
+    max_length, batch_size = _max_length(pool, max_length), _as_int("batch_size", batch_size)
     gen_length = max_length if gen_length is None else _as_int("gen_length", gen_length)
     m, tok = _resolve_model(model, tokenizer or model_tokenizer, pool)
     rng = np.random.default_rng(seed)

@@ -36,8 +36,8 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text", help="text column of tabular inputs (default: text)")
     p.add_argument("--text-split", choices=["auto", "line", "blank"], default="auto", help="plain text: one document per line or per blank-line-separated paragraph")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict", help="invalid UTF-8 in text files: fail (default) or replace and count")
-    p.add_argument("--unit", choices=["doc", "window"], default="doc", help="candidates: whole documents or seq-len-token windows")
-    p.add_argument("--seq-len", type=int, default=2048, help="calibration sequence length (default 2048)")
+    p.add_argument("--unit", choices=["window", "doc"], default="window", help="candidates: every seq-len-token window of every document (default), or each document's first seq-len tokens")
+    p.add_argument("--seq-len", type=int, default=2048, help="tokens per calibration row (default 2048)")
     p.add_argument("--min-tokens", type=int, default=None, help="skip candidates shorter than this (default 16)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: ZIPCAL_NUM_THREADS or all CPUs)")
     p.add_argument("--max-candidates", type=int, default=None, help="bounded memory: keep only this many candidates (largest type sets)")
@@ -149,9 +149,12 @@ def cmd_select(args: argparse.Namespace) -> int:
             "unit": s["unit"],
             "pool rows": pool.report["rows"],
             "pool candidates": s["pool_candidates"],
-            "selected": s["n"],
-            "types covered": f"{s['types_covered']} / {s['types_available']} ({100 * (s['coverage'] or 0):.1f}%)",
-            "tokens selected": s["tokens_selected"],
+            "rows": f"{s['n']} x {s['seq_len']} tokens, from {s['candidates']} candidates",
+            "tokens fed": (
+                f"{s['tokens_fed']} of {s['n'] * s['row_capacity']} "
+                f"({s['pad_tokens']} padding, {100 * s['pad_fraction']:.1f}%)"
+            ),
+            "types fed": f"{s['types_covered']} / {s['types_available']} ({100 * (s['coverage'] or 0):.1f}% of the pool)",
             "type-token ratio": f"{_fmt(s['type_token_ratio'])} (pool {_fmt(s['pool_type_token_ratio'])})",
             "Zipf exponent": f"{_fmt(s['zipf_exponent'])} (pool {_fmt(s['pool_zipf_exponent'])})",
             "read + tokenize": f"{s['ingest_seconds']:.3f} s",
@@ -164,7 +167,7 @@ def cmd_select(args: argparse.Namespace) -> int:
             )
         _print_table("zipcal select", summary, out)
         if args.output:
-            print(f"wrote {len(sel)} rows to {args.output}", file=out)
+            print(f"wrote {len(sel)} candidates (filling {s['n']} rows) to {args.output}", file=out)
         else:
             print("first samples (use -o FILE.parquet|.jsonl to save all):", file=out)
             for i in range(min(3, len(sel))):
@@ -226,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("select", help="choose calibration samples", description="Choose n calibration samples by lexical coverage (or another strategy).")
     _common_input_args(p)
-    p.add_argument("-n", type=int, default=128, help="number of samples (default 128)")
+    p.add_argument("-n", type=int, default=128, help="calibration rows of --seq-len tokens to fill (default 128); short candidates share rows")
     p.add_argument("--strategy", default="zipcal", help="zipcal (default), zipcal-zipf, zipcal-words-dataset, random, ... (see `zipcal strategies`)")
     p.add_argument("--weighting", choices=["uniform", "zipf"], default=None, help="type weights for zipcal strategies")
     p.add_argument("--draw", type=int, default=None, help="random strategy: index of a disjoint draw with the same seed")

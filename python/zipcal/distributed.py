@@ -41,7 +41,18 @@ import pyarrow as pa
 
 from . import _core, errors
 from .errors import InvalidArgumentError, MissingDependencyError
-from .selection import DEFAULT_MIN_TOKENS, Pool, Selection, _Part, _positive, _threads, add_batch
+from .selection import (
+    DEFAULT_MIN_TOKENS,
+    DEFAULT_UNIT,
+    UNITS,
+    Pool,
+    Selection,
+    _Part,
+    _positive,
+    _threads,
+    add_batch,
+    row_capacity,
+)
 from .selection import select as _select
 from .sources import (
     PARQUET_EXT,
@@ -242,7 +253,7 @@ def load_pool(
     source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
     *,
     tokenizer: Any = None,
-    unit: str = "doc",
+    unit: str = DEFAULT_UNIT,
     seq_len: int = 2048,
     min_tokens: Optional[int] = None,
     text_column: Optional[str] = "text",
@@ -270,8 +281,8 @@ def load_pool(
             "distributed selection reads files (a path, glob, folder or list of them) that every "
             f"worker can open; got {type(source).__name__}"
         )
-    if unit not in ("doc", "window"):
-        raise InvalidArgumentError(f"unit must be 'doc' or 'window', got {unit!r}")
+    if unit not in UNITS:
+        raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {unit!r}")
     seq_len = _positive("seq_len", seq_len)
     cpus_per_task = _positive("cpus_per_task", cpus_per_task)
     unit_bytes = _positive("unit_bytes", unit_bytes)
@@ -292,13 +303,14 @@ def load_pool(
     units = plan_units(paths, text_column, unit_bytes)
     segmenter = resolve(tokenizer)  # validated here, on the driver
     spec = _tokenizer_spec(tokenizer)
+    capacity = row_capacity(segmenter, seq_len)  # candidates' length: what a row feeds
     settings = dict(
-        unit=unit, seq_len=seq_len, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
+        unit=unit, seq_len=capacity, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
         max_candidates=max_candidates, text_column=text_column, text_split=text_split,
         encoding_errors=encoding_errors, threads=cpus_per_task,
     )
     corpus = _core.Corpus(
-        segmenter, unit=unit, seq_len=seq_len, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
+        segmenter, unit=unit, seq_len=capacity, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
         max_candidates=max_candidates,
     )
     t0 = time.perf_counter()
@@ -371,7 +383,7 @@ def select(
     strategy: str = "zipcal",
     seed: int = 0,
     tokenizer: Any = None,
-    unit: str = "doc",
+    unit: str = DEFAULT_UNIT,
     seq_len: int = 2048,
     min_tokens: Optional[int] = None,
     text_column: Optional[str] = "text",

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 import pyarrow as pa
 
-from . import _core, strategies
+from . import _core, packing, strategies
 from .errors import InputError, InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
 from .sources import (
     FIRST_BATCH_ROWS,
@@ -30,13 +30,37 @@ from .sources import (
     total_bytes,
 )
 from .stats import frequency_summary, pool_stats
-from .tokenizer import describe, resolve, special_ids
+from .tokenizer import added_specials, describe, resolve, special_ids
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TOKENS = 16
 KEEP_TEXTS_BYTES = 256 << 20
-PACKING_POLICIES = ("truncate", "random-window", "concat-chunk")
+PACKING_POLICIES = ("fill", "truncate", "random-window", "concat-chunk")
+UNITS = ("window", "doc")
+DEFAULT_UNIT = "window"
+
+
+def row_capacity(segmenter: "_core.Segmenter", seq_len: int) -> int:
+    """Content tokens of a calibration row of ``seq_len`` tokens: ``seq_len`` less the
+    special tokens the tokenizer adds to each sequence (a BOS token, for example).
+    Candidates are at most this long, so each one's type set is what its row feeds."""
+    before, after = added_specials(segmenter)
+    capacity = seq_len - len(before) - len(after)
+    if capacity <= 0:
+        raise InvalidArgumentError(
+            f"seq_len {seq_len} leaves no room for text: the tokenizer adds {len(before) + len(after)} "
+            "special tokens to each sequence"
+        )
+    return capacity
+
+
+def separator_tokens(segmenter: "_core.Segmenter") -> int:
+    """Tokens between two short candidates packed into one row: the EOS token when
+    the tokenizer has one (none in words mode)."""
+    if segmenter.is_words:
+        return 0
+    return 0 if special_ids(segmenter)[1] is None else 1
 
 
 @dataclass
@@ -120,6 +144,10 @@ class Pool:
         self.tokenizer_name = describe(tokenizer)
         self.unit = unit
         self.seq_len = seq_len
+        # Content tokens per row: the longest a candidate is (window length, or the
+        # length of a document's prefix).
+        self.capacity = row_capacity(segmenter, seq_len)
+        self.separator = separator_tokens(segmenter)
         self.min_tokens = min_tokens
         self.ingest_seconds = ingest_seconds
         self.invalid_utf8_rows = invalid_utf8_rows
@@ -152,6 +180,11 @@ class Pool:
     @property
     def stats(self) -> Dict[str, Any]:
         return pool_stats(self)
+
+    def budget(self, rows: int) -> packing.Budget:
+        """The token budget of ``rows`` calibration rows over this pool's candidates."""
+        costs = packing.candidate_costs(self.tokens, self.capacity, self.separator)
+        return packing.Budget(rows=int(rows), capacity=self.capacity, separator=self.separator, costs=costs)
 
     def _part(self, row: int) -> _Part:
         k = bisect.bisect_right(self._starts, row) - 1
@@ -206,16 +239,46 @@ class Pool:
         p = self._part(row)
         return p.source, p.source_first_row + (row - p.first_row)
 
+    def candidate_start(self, i: int) -> int:
+        """Token position of candidate ``i`` in its document."""
+        return int(self.windows[i]) * self.capacity if self.unit == "window" else 0
+
+    def _whole(self, i: int) -> bool:
+        """Whether candidate ``i`` is its whole document: a first candidate shorter than a
+        row is also its document's last (windows end only at a row's length or the
+        document's end)."""
+        return self.candidate_start(i) == 0 and int(self.tokens[i]) < self.capacity
+
     def candidate_text(self, i: int) -> str:
-        """Text of candidate ``i``: its document, or the slice of its window."""
-        text = self.row_text(int(self.rows[i]))
-        if self.unit == "doc":
-            return text
-        k = int(self.windows[i])
-        span = self.segmenter.window_span(text, k * self.seq_len, (k + 1) * self.seq_len)
-        if span is None:
-            return ""
-        return text.encode("utf-8")[span[0] : span[1]].decode("utf-8", errors="ignore")
+        """Text of candidate ``i``: the slice of its document that it feeds (its
+        window, or its document's first ``capacity`` tokens)."""
+        return self.candidate_texts([i])[0]
+
+    def candidate_texts(self, indices: Sequence[int]) -> List[str]:
+        """:meth:`candidate_text` of each candidate (each document tokenized once)."""
+        indices = [int(i) for i in indices]
+        out: Dict[int, str] = {}
+        by_row: Dict[int, List[int]] = {}
+        for i in indices:
+            by_row.setdefault(int(self.rows[i]), []).append(i)
+        for row, members in by_row.items():
+            text = self.row_text(row)
+            if len(members) == 1 and self._whole(members[0]):
+                out[members[0]] = text  # no need to find where its tokens end
+                continue
+            spans = _core.word_spans(text) if self.segmenter.is_words else self.segmenter.token_spans(text)
+            raw = None
+            for i in members:
+                lo = self.candidate_start(i)
+                hi = min(lo + self.capacity, len(spans))
+                if lo >= hi:
+                    out[i] = ""
+                elif lo == 0 and hi == len(spans):
+                    out[i] = text
+                else:
+                    raw = text.encode("utf-8") if raw is None else raw
+                    out[i] = raw[spans[lo][0] : spans[hi - 1][1]].decode("utf-8", errors="ignore")
+        return [out[i] for i in indices]
 
     def candidate_type_sequence(self, i: int) -> np.ndarray:
         """Type ids of candidate ``i``'s tokens (NO_TYPE for untyped tokens)."""
@@ -225,17 +288,28 @@ class Pool:
         """:meth:`candidate_type_sequence` of each candidate, tokenized in parallel."""
         indices = [int(i) for i in indices]
         seqs = self.corpus.type_sequences([self.row_text(int(self.rows[i])) for i in indices])
-        if self.unit == "window":
-            starts = [int(self.windows[i]) * self.seq_len for i in indices]
-            seqs = [seq[k : k + self.seq_len] for k, seq in zip(starts, seqs)]
-        return seqs
+        starts = [self.candidate_start(i) for i in indices]
+        return [seq[k : k + self.capacity] for k, seq in zip(starts, seqs)]
+
+    def candidate_ids(self, indices: Sequence[int], segmenter: "_core.Segmenter") -> List[np.ndarray]:
+        """Token ids that candidates ``indices`` feed, encoded with ``segmenter``: the
+        same slice of their documents' tokens as their type sets (exact when
+        ``segmenter`` is this pool's tokenizer). In words mode, where candidates are
+        word windows, the text of each window is encoded."""
+        indices = [int(i) for i in indices]
+        if self.segmenter.is_words:
+            texts = [self.candidate_text(i) for i in indices]
+            return [e[: self.capacity] for e in segmenter.encode_batch(texts, False)]
+        docs = segmenter.encode_batch([self.row_text(int(self.rows[i])) for i in indices], False)
+        starts = [self.candidate_start(i) for i in indices]
+        return [e[k : k + self.capacity] for k, e in zip(starts, docs)]
 
 
 def load_pool(
     source: Any = None,
     *,
     tokenizer: Any = None,
-    unit: str = "doc",
+    unit: str = DEFAULT_UNIT,
     seq_len: int = 2048,
     min_tokens: Optional[int] = None,
     text_column: Optional[str] = "text",
@@ -259,8 +333,8 @@ def load_pool(
     ``keep_texts``: keep the texts in memory (True), or re-read the selected rows from
     the input files afterwards (False). "auto" keeps them unless the input is files
     larger than 256 MiB in total."""
-    if unit not in ("doc", "window"):
-        raise InvalidArgumentError(f"unit must be 'doc' or 'window', got {unit!r}")
+    if unit not in UNITS:
+        raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {unit!r}")
     seq_len = _positive("seq_len", seq_len)
     if min_tokens is None:
         min_tokens = min(DEFAULT_MIN_TOKENS, seq_len)
@@ -290,7 +364,7 @@ def load_pool(
         corpus = _core.Corpus(
             segmenter,
             unit=unit,
-            seq_len=seq_len,
+            seq_len=row_capacity(segmenter, seq_len),
             min_tokens=int(min_tokens),
             cache_capacity=cache_capacity,
             max_candidates=max_candidates,
@@ -435,7 +509,7 @@ def select(
     tokenizer: Any = None,
     strategy: str = "zipcal",
     seed: int = 0,
-    unit: str = "doc",
+    unit: str = DEFAULT_UNIT,
     min_tokens: Optional[int] = None,
     text_column: Optional[str] = "text",
     text_split: str = "auto",
@@ -454,14 +528,19 @@ def select(
             paths; a pyarrow Table/RecordBatchReader/Dataset; a polars or pandas DataFrame;
             a Hugging Face ``datasets.Dataset``; any Arrow PyCapsule stream; an iterable of
             strings; or a :class:`Pool`. None = the embedded default corpus.
-        n: number of samples.
-        seq_len: calibration sequence length (windows for ``unit="window"``, packing).
+        n: number of calibration rows. Every strategy picks candidates until they fill
+            ``n`` rows of ``seq_len`` tokens (see :mod:`zipcal.packing`): the same
+            number of real tokens whatever the strategy, where the pool holds them.
+        seq_len: tokens per calibration row. Candidates are at most that long (less
+            the special tokens the tokenizer adds), so what is counted is what is fed.
         tokenizer: 'words' (default, tokenizer-free), 'gpt2', a ``tokenizer.json`` path or
             folder, a ``tokenizers.Tokenizer`` or a transformers fast tokenizer.
         strategy: a name from :func:`zipcal.strategies` (``zipcal``, ``zipcal-zipf``,
             ``zipcal-words-dataset``, ``random``, and model-based ones when registered).
         seed: seed of every random choice (random strategy, shuffles, random windows).
-        unit: 'doc' (each row is a candidate) or 'window' (``seq_len``-token windows).
+        unit: 'window' (default: every ``seq_len``-token window of every document, the
+            first starting at its start) or 'doc' (each document's first ``seq_len``
+            tokens: one candidate per document).
         min_tokens: candidates with fewer tokens are skipped (default 16).
         text_column: the text column of tabular inputs.
         text_split: plain text files: 'line', 'blank' (paragraphs) or 'auto'.
@@ -500,12 +579,16 @@ def select(
         raise NotEnoughCandidatesError(
             f"only {len(pool)} usable candidates for n = {n} ({r['rows']} rows read: {r['null_rows']} null, "
             f"{r['empty_rows']} empty, {r['short_candidates']} shorter than min_tokens={pool.min_tokens}); "
-            "lower n or min_tokens, or use unit='window'"
+            + ("lower n or min_tokens" if pool.unit == "window" else "lower n or min_tokens, or use unit='window'")
         )
+    budget = pool.budget(n)
+    kwargs = dict(options)
+    if _takes_budget(spec.fn):
+        kwargs["budget"] = budget
     t0 = time.perf_counter()
     with _threads(threads):
         try:
-            picked = spec.fn(pool, n, seed=seed, **options)
+            picked = spec.fn(pool, n, seed=seed, **kwargs)
         except TypeError as e:
             if "unexpected keyword" in str(e):
                 raise InvalidArgumentError(f"strategy {strategy!r}: {e}") from None
@@ -528,21 +611,41 @@ def select(
         picked.info["certificate"] = certified
         picked.info["max_candidates"] = pool.max_candidates
         picked.info["evicted_candidates"] = int(pool.report["evicted_candidates"])
-    sel = Selection(pool, picked, strategy=strategy, seed=seed, seconds=seconds, options=options)
-    log.info("selected %d samples with %s in %.3fs", n, strategy, seconds)
+    sel = Selection(pool, picked, strategy=strategy, seed=seed, seconds=seconds, options=options, rows=n)
+    if sel.stats["pad_tokens"] > 0:
+        log.warning(
+            "the pool holds too few tokens for %d rows of %d: %d of %d row tokens are padding",
+            n, pool.seq_len, sel.stats["pad_tokens"], n * pool.capacity,
+        )
+    log.info("selected %d candidates for %d rows with %s in %.3fs", len(sel), n, strategy, seconds)
     return sel
+
+
+def _takes_budget(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        return "budget" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Selection:
     """The chosen calibration samples.
 
+    One entry per picked candidate, in pick order; ``rows`` calibration rows are
+    packed from them (:meth:`to_input_ids`). Short candidates share rows, so a
+    selection may hold more candidates than rows.
+
     Attributes:
+        rows: calibration rows asked for (``n``).
         indices: source row of each sample (global row number across all inputs).
         candidates: candidate index of each sample in the pool.
         windows: window index inside its row (``unit="window"``), else 0.
-        texts: the sample texts.
+        texts: the sample texts (what each candidate feeds).
         gains: marginal coverage gain of each pick (coverage strategies).
-        stats: coverage, tokens, type-token ratio and Zipf exponents, timings.
+        stats: coverage of the fed rows, tokens fed and padding, type-token ratio and
+            Zipf exponents, timings.
     """
 
     def __init__(
@@ -554,8 +657,10 @@ class Selection:
         seed: int,
         seconds: float,
         options: Dict[str, Any],
+        rows: Optional[int] = None,
     ) -> None:
         self.pool = pool
+        self.rows = int(rows) if rows is not None else len(picked.candidates)
         self.strategy = strategy
         self.seed = seed
         self.options = dict(options)
@@ -570,7 +675,7 @@ class Selection:
         self.synthetic = picked.texts is not None
         pool.prefetch(self.indices[real])
         self.texts: List[str] = (
-            list(picked.texts) if picked.texts is not None else [pool.candidate_text(int(c)) for c in self.candidates]
+            list(picked.texts) if picked.texts is not None else pool.candidate_texts(self.candidates)
         )
         origins = [pool.row_origin(int(r)) if r >= 0 else ("<generated>", -1) for r in self.indices]
         self.sources = [o[0] for o in origins]
@@ -578,6 +683,7 @@ class Selection:
         self.info = dict(picked.info)
         self.seconds = seconds
         self._type_counts: Optional[np.ndarray] = None
+        self._fed_rows: Optional[List[np.ndarray]] = None
         self.stats: Dict[str, Any] = self._stats()
 
     def __len__(self) -> int:
@@ -589,19 +695,30 @@ class Selection:
     def __repr__(self) -> str:
         s = self.stats
         return (
-            f"Selection(n={len(self)}, strategy={self.strategy!r}, types covered "
-            f"{s['types_covered']}/{s['types_available']}, tokens {s['tokens_selected']})"
+            f"Selection(rows={self.rows} x {s['seq_len']}, candidates={len(self)}, strategy={self.strategy!r}, "
+            f"types fed {s['types_covered']}/{s['types_available']}, tokens fed {s['tokens_fed']})"
         )
 
+    def fed_type_rows(self) -> List[np.ndarray]:
+        """The calibration rows in type ids (``NO_TYPE`` for untyped tokens and
+        separators), laid out as :meth:`to_input_ids` lays out token ids by default:
+        the pool's segmenter, ``seq_len`` and ``fill`` packing, without the special
+        tokens each row starts or ends with."""
+        if self._fed_rows is None:
+            pool = self.pool
+            if self.synthetic:
+                seqs = [q[: pool.capacity] for q in pool.corpus.type_sequences(list(self.texts))]
+            else:
+                seqs = pool.candidate_type_sequences(self.candidates)
+            segs = packing.layout([len(q) for q in seqs], self.rows, pool.capacity, pool.separator)
+            self._fed_rows = packing.fill(seqs, segs, _core.NO_TYPE, dtype=np.uint32)
+        return self._fed_rows
+
     def type_counts(self) -> np.ndarray:
-        """Token count per type id over the selected samples."""
+        """Token count per type id over the fed rows (:meth:`fed_type_rows`)."""
         if self._type_counts is None:
-            seqs = (
-                self.pool.corpus.type_sequences(list(self.texts))
-                if self.synthetic
-                else self.pool.candidate_type_sequences(self.candidates)
-            )
-            flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.uint32)
+            rows = self.fed_type_rows()
+            flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.uint32)
             flat = flat[flat != _core.NO_TYPE].astype(np.int64)
             size = max(self.pool.corpus.num_types, int(flat.max()) + 1 if len(flat) else 0)
             self._type_counts = np.bincount(flat, minlength=size).astype(np.uint64)
@@ -610,18 +727,27 @@ class Selection:
     def _stats(self) -> Dict[str, Any]:
         pool = self.pool
         types_available = int((pool.counts > 0).sum())
-        covered, _ = pool.corpus.coverage([int(c) for c in self.candidates if c >= 0], "uniform")
+        fed = self.fed_type_rows()
+        tokens_fed = int(sum(len(r) for r in fed))
+        room = self.rows * pool.capacity
+        covered = int((self.type_counts() > 0).sum())
         sel = frequency_summary(self.type_counts())
         poolf = frequency_summary(pool.counts)
         out: Dict[str, Any] = {
             "strategy": self.strategy,
             "seed": self.seed,
-            "n": len(self),
+            "n": self.rows,
+            "candidates": len(self),
             "unit": pool.unit,
+            "seq_len": pool.seq_len,
+            "row_capacity": pool.capacity,
             "segmenter": pool.tokenizer_name,
-            "types_covered": int(covered) if not self.synthetic else int(sel["types"]),
+            "types_covered": covered,
             "types_available": types_available,
             "coverage": (covered / types_available) if types_available else None,
+            "tokens_fed": tokens_fed,
+            "pad_tokens": max(room - tokens_fed, 0),
+            "pad_fraction": (max(room - tokens_fed, 0) / room) if room else 0.0,
             "tokens_selected": int(self.token_counts.sum()) if not self.synthetic else int(sel["tokens"]),
             "type_token_ratio": sel["type_token_ratio"],
             "zipf_exponent": sel["zipf_exponent"],
@@ -652,7 +778,7 @@ class Selection:
         seq_len: Optional[int] = None,
         *,
         tokenizer: Any = None,
-        policy: str = "truncate",
+        policy: str = "fill",
         add_special_tokens: bool = True,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
@@ -660,11 +786,19 @@ class Selection:
     ) -> Dict[str, Any]:
         """Calibration tensors ``{"input_ids", "attention_mask"}`` of shape ``[rows, seq_len]``.
 
-        policy: 'truncate' (first ``seq_len`` tokens of each sample, right-padded),
-        'random-window' (a seeded random ``seq_len`` window of longer samples), or
-        'concat-chunk' (all samples joined with EOS and cut into full rows; at most n rows).
+        policy:
+          'fill' (default): the ``n`` rows the selection was made for. Each candidate
+          feeds exactly the tokens its type set was counted on; candidates as long as
+          a row take one each, shorter ones are joined (EOS between them) and cut into
+          rows (:mod:`zipcal.packing`). Rows are full of real tokens where the pool
+          held enough.
+          'truncate': one row per candidate, right-padded.
+          'random-window': one row per sample text: a seeded random ``seq_len`` window
+          of longer texts (texts are candidates, so only synthetic texts are longer).
+          'concat-chunk': all sample texts joined with EOS and cut into full rows.
         return_tensors: 'np', 'pt', or 'auto' (torch tensors when torch is installed).
-        Padding and truncation are recorded in ``self.stats['packing']``.
+        Real, padding and dropped tokens are recorded in ``self.stats['packing']``,
+        and with the pool's own tokenizer the types the rows cover (``types_fed``).
         """
         seq_len = _positive("seq_len", seq_len if seq_len is not None else self.pool.seq_len)
         if policy not in PACKING_POLICIES:
@@ -674,45 +808,70 @@ class Selection:
         seg = self._packing_segmenter(tokenizer)
         pad_default, eos = special_ids(seg, tokenizer)
         pad = pad_token_id if pad_token_id is not None else (pad_default if pad_default is not None else 0)
-        encoded = seg.encode_batch(self.texts, add_special_tokens)
-        total = int(sum(len(e) for e in encoded))
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        if policy == "concat-chunk":
-            pieces: List[np.ndarray] = []
-            for e in encoded:
-                pieces.append(e)
-                if eos is not None:
-                    pieces.append(np.array([eos], dtype=np.int64))
-            flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-            rows = min(len(self), len(flat) // seq_len)
-            if rows == 0:
-                rows_list = [flat[:seq_len]]
+        if seq_len != self.pool.seq_len and policy in ("fill", "truncate"):
+            log.warning(
+                "packing rows of %d tokens from candidates chosen for rows of %d: the coverage "
+                "that was optimised is not what these rows feed", seq_len, self.pool.seq_len,
+            )
+        before, after = added_specials(seg) if add_special_tokens else (np.zeros(0, np.int64),) * 2
+        capacity = seq_len - len(before) - len(after)
+        if capacity <= 0:
+            raise InvalidArgumentError(f"seq_len {seq_len} leaves no room for text after special tokens")
+        if policy in ("fill", "truncate"):
+            pieces = self._fed_ids(seg, capacity)
+            total = int(sum(len(p) for p in pieces))
+            if policy == "fill":
+                sep = 1 if eos is not None else 0
+                segs = packing.layout([len(p) for p in pieces], self.rows, capacity, sep)
+                content = packing.fill(pieces, segs, eos if eos is not None else 0)
+                total += sep * sum(1 for p in pieces if 0 < len(p) < capacity)
             else:
-                rows_list = list(flat[: rows * seq_len].reshape(rows, seq_len))
+                content = [p for p in pieces if len(p)]
+            rows_list = [np.concatenate([before, r, after]).astype(np.int64) for r in content]
+            dropped = total - int(sum(len(r) for r in content))
         else:
-            rows_list = []
-            for e in encoded:
-                if len(e) > seq_len and policy == "random-window":
-                    start = int(rng.integers(0, len(e) - seq_len + 1))
-                    rows_list.append(e[start : start + seq_len])
-                else:
-                    rows_list.append(e[:seq_len])
+            encoded = seg.encode_batch(self.texts, add_special_tokens)
+            total = int(sum(len(e) for e in encoded))
+            rng = np.random.default_rng(self.seed if seed is None else seed)
+            if policy == "concat-chunk":
+                chunks: List[np.ndarray] = []
+                for e in encoded:
+                    chunks.append(e)
+                    if eos is not None:
+                        chunks.append(np.array([eos], dtype=np.int64))
+                flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+                total = len(flat)
+                rows = min(max(self.rows, len(self)), len(flat) // seq_len)
+                rows_list = [flat[:seq_len]] if rows == 0 else list(flat[: rows * seq_len].reshape(rows, seq_len))
+            else:
+                rows_list = []
+                for e in encoded:
+                    if len(e) > seq_len:
+                        start = int(rng.integers(0, len(e) - seq_len + 1))
+                        rows_list.append(e[start : start + seq_len])
+                    else:
+                        rows_list.append(e)
+            dropped = total - int(sum(len(r) for r in rows_list))
         ids = np.full((len(rows_list), seq_len), pad, dtype=np.int64)
         mask = np.zeros((len(rows_list), seq_len), dtype=np.int64)
         for i, r in enumerate(rows_list):
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
         real = int(mask.sum())
-        self.stats["packing"] = {
+        info: Dict[str, Any] = {
             "policy": policy,
             "seq_len": seq_len,
             "rows": len(rows_list),
             "tokens": real,
             "pad_tokens": int(mask.size - real),
             "pad_fraction": float(1 - real / mask.size) if mask.size else 0.0,
-            "dropped_tokens": int(total + (len(encoded) if policy == "concat-chunk" and eos is not None else 0) - real),
+            "dropped_tokens": int(dropped),
             "pad_token_id": int(pad),
         }
+        if seg is self.pool.segmenter:
+            types = seg.token_types()[ids[mask == 1]]
+            info["types_fed"] = int(len(np.unique(types[types != _core.NO_TYPE])))
+        self.stats["packing"] = info
         want_torch = return_tensors == "pt" or (
             return_tensors == "auto" and importlib.util.find_spec("torch") is not None
         )
@@ -723,6 +882,12 @@ class Selection:
                 raise MissingDependencyError("return_tensors='pt' needs torch: pip install 'zipcal[torch]'") from None
             return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         return {"input_ids": ids, "attention_mask": mask}
+
+    def _fed_ids(self, seg: "_core.Segmenter", capacity: int) -> List[np.ndarray]:
+        """Token ids (``seg``) that each sample feeds, at most ``capacity`` of them."""
+        if self.synthetic:
+            return [e[:capacity] for e in seg.encode_batch(list(self.texts), False)]
+        return [e[:capacity] for e in self.pool.candidate_ids(self.candidates, seg)]
 
     def to_dataset(self, seq_len: Optional[int] = None, **packing: Any) -> Any:
         """A Hugging Face ``datasets.Dataset`` with ``input_ids`` and ``attention_mask``

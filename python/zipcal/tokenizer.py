@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from . import _core
 from .errors import InvalidArgumentError, MissingDependencyError, SourceNotFoundError, TokenizerError
 
@@ -160,3 +162,19 @@ def special_ids(seg: "_core.Segmenter", tokenizer: Any = None) -> Tuple[Optional
     if pad is None:
         pad = eos
     return pad, eos
+
+
+def added_specials(seg: "_core.Segmenter") -> Tuple[np.ndarray, np.ndarray]:
+    """The token ids the tokenizer's post-processor adds before and after one sequence
+    (for example a BOS token), found by encoding a probe text with and without them.
+    Empty in words mode."""
+    empty = np.zeros(0, dtype=np.int64)
+    if seg.is_words:
+        return empty, empty
+    probe = "calibration probe"
+    plain = seg.encode_batch([probe], False)[0]
+    full = seg.encode_batch([probe], True)[0]
+    for start in range(len(full) - len(plain) + 1):
+        if np.array_equal(full[start : start + len(plain)], plain):
+            return full[:start].astype(np.int64), full[start + len(plain) :].astype(np.int64)
+    return empty, empty

@@ -54,6 +54,30 @@ def test_selection_like_object(tiny_tokenizer):
     assert sel.calls == [(tiny_tokenizer, 16, "pt")]
 
 
+def test_saved_selection_is_packed_into_the_selected_rows(tmp_path, tiny_tokenizer):
+    import zipcal
+
+    from conftest import corpus_texts
+
+    # documents of mixed lengths: long ones give full windows, short ones share rows
+    docs = corpus_texts(3) + [t.split(".")[0] for t in corpus_texts(80)]
+    sel = zipcal.select(docs, 6, tokenizer=tiny_tokenizer, seq_len=64, strategy="random", seed=1)
+    assert len(sel) > 6  # some candidates are shorter than a row
+    for name in ("sel.parquet", "sel.jsonl"):
+        path = tmp_path / name
+        sel.save(path)
+        out = load_calibration(path, tokenizer=tiny_tokenizer, seq_len=64, n=6)
+        assert out["input_ids"].shape == (6, 64) and bool(out["attention_mask"].all())
+        # the same rows the selection packs itself, but for window starts re-encoded
+        # from their text (a window may start inside a word)
+        want = sel.to_input_ids(return_tensors="pt")["input_ids"]
+        same = (out["input_ids"] == want).float().mean().item()
+        assert same > 0.9, same
+    # the Parquet file says how many rows it was made for
+    out = load_calibration(tmp_path / "sel.parquet", tokenizer=tiny_tokenizer)
+    assert out["input_ids"].shape == (6, 64)
+
+
 def _direct_tokenize(tok, texts, seq_len):
     rows = [tok(t)["input_ids"][:seq_len] for t in texts]
     return rows

@@ -58,7 +58,7 @@ def run_speed(
     idx = np.sort(np.random.default_rng(0).choice(len(mixed.texts), size=min(pool_size, len(mixed.texts)), replace=False))
     texts = [mixed.texts[i] for i in idx]
     t0 = time.perf_counter()
-    pool = load_pool(texts, tokenizer=tok, min_tokens=min(16, seq_len))
+    pool = load_pool(texts, tokenizer=tok, seq_len=seq_len, min_tokens=min(16, seq_len))
     ingest = time.perf_counter() - t0
     res: Dict[str, Any] = {}
     for strategy in strategies:

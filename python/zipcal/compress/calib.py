@@ -57,6 +57,72 @@ def read_texts(path: "str | os.PathLike[str]", column: str = "text") -> List[str
     return texts
 
 
+SELECTION_COLUMNS = ("row", "source", "source_row", "window", "tokens", "gain", "text")
+
+
+def read_selection(path: "str | os.PathLike[str]") -> Optional[Dict[str, Any]]:
+    """``{"texts", "rows", "seq_len"}`` of a file written by ``zipcal select`` (None for
+    any other file). ``rows`` and ``seq_len`` come from a Parquet file's metadata
+    (None in JSONL files, which carry none)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    if p.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(p)
+        if not set(SELECTION_COLUMNS) <= set(schema.names):
+            return None
+        meta = json.loads((schema.metadata or {}).get(b"zipcal", b"{}"))
+        texts = pq.read_table(p, columns=["text"]).column("text").to_pylist()
+        return {"texts": texts, "rows": meta.get("n"), "seq_len": meta.get("seq_len")}
+    if p.suffix.lower() in (".jsonl", ".ndjson"):
+        with p.open(encoding="utf-8") as fh:
+            first = fh.readline()
+        try:
+            rec = json.loads(first)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(rec, dict) or not set(SELECTION_COLUMNS) <= set(rec):
+            return None
+        return {"texts": read_texts(p), "rows": None, "seq_len": None}
+    return None
+
+
+def pack_selection(texts: List[str], tokenizer: Any, seq_len: int, rows: Optional[int]) -> Dict[str, Any]:
+    """Rows of a saved selection, packed as :meth:`zipcal.Selection.to_input_ids` packs
+    them by default (``fill``): each text is a candidate's fed slice; texts as long as
+    a row take one each, shorter ones are joined with EOS and cut into rows, every row
+    starting (and ending) with the special tokens the tokenizer adds to a sequence."""
+    import torch
+
+    from ..packing import fill, layout
+
+    if tokenizer is None:
+        raise CalibrationError("text calibration data needs a tokenizer")
+    probe = tokenizer("calibration probe", add_special_tokens=False)["input_ids"]
+    full = tokenizer("calibration probe", add_special_tokens=True)["input_ids"]
+    at = next((i for i in range(len(full) - len(probe) + 1) if full[i : i + len(probe)] == probe), 0)
+    before, after = list(full[:at]), list(full[at + len(probe) :])
+    capacity = seq_len - len(before) - len(after)
+    if capacity <= 0:
+        raise CalibrationError(f"seq_len {seq_len} leaves no room for text after special tokens")
+    eos = getattr(tokenizer, "eos_token_id", None)
+    pieces = [np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"][:capacity], dtype=np.int64) for t in texts]
+    segs = layout([len(x) for x in pieces], rows, capacity, 1 if eos is not None else 0)
+    content = fill(pieces, segs, eos if eos is not None else 0)
+    if not content:
+        raise CalibrationError("every calibration text tokenized to zero tokens")
+    pad = _pad_id(tokenizer)
+    input_ids = torch.full((len(content), seq_len), pad, dtype=torch.long)
+    mask = torch.zeros((len(content), seq_len), dtype=torch.long)
+    for i, r in enumerate(content):
+        row = torch.tensor(before + r.tolist() + after, dtype=torch.long)
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
 def _pad_id(tokenizer: Any) -> int:
     for attr in ("pad_token_id", "eos_token_id", "unk_token_id"):
         v = getattr(tokenizer, attr, None)
@@ -129,14 +195,20 @@ def load_calibration(
     ``to_input_ids(tokenizer=..., seq_len=..., return_tensors="pt")`` method
     (such as a selection result); a list of strings; or a path to a
     ``.parquet``/``.jsonl`` file with a ``text`` column (each text is tokenized
-    with ``tokenizer``, truncated to ``seq_len`` and right-padded).
+    with ``tokenizer``, truncated to ``seq_len`` and right-padded; a file written by
+    ``zipcal select`` is packed into full rows as the selection packs them, see
+    :func:`pack_selection`).
     ``seq_len`` truncates, ``n`` keeps the first ``n`` sequences.
     """
     import torch
 
     if hasattr(calib, "to_input_ids") and callable(calib.to_input_ids):
         calib = calib.to_input_ids(tokenizer=tokenizer, seq_len=seq_len, return_tensors="pt")
-    if isinstance(calib, (str, os.PathLike)):
+    saved = read_selection(calib) if isinstance(calib, (str, os.PathLike)) and text_column == "text" else None
+    if saved is not None:
+        length = seq_len or saved["seq_len"] or 2048
+        out = pack_selection(saved["texts"], tokenizer, length, saved["rows"] if n is None else n)
+    elif isinstance(calib, (str, os.PathLike)):
         out = tokenize_texts(read_texts(calib, text_column), tokenizer, seq_len)
     elif isinstance(calib, (list, tuple)) and calib and all(isinstance(t, str) for t in calib):
         out = tokenize_texts(list(calib), tokenizer, seq_len)

@@ -27,7 +27,11 @@ use crate::text::{lowercase_into, words, AsciiWords, Chunks};
 pub enum Unit {
     /// A whole document (row).
     Doc,
-    /// A window of this many tokens inside a document.
+    /// A document's first tokens, at most this many: what a calibration row of that
+    /// length holds when documents are truncated.
+    Prefix(usize),
+    /// A window of this many tokens inside a document (the first one starts at the
+    /// document's start, the last one may be shorter).
     Window(usize),
 }
 
@@ -686,6 +690,7 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
     fn emit_doc(&mut self, seq: &[u32], row: u64) {
         match self.view.config.unit {
             Unit::Doc => self.emit(seq, row, 0),
+            Unit::Prefix(len) => self.emit(&seq[..seq.len().min(len)], row, 0),
             Unit::Window(len) => {
                 for (w, part) in seq.chunks(len.max(1)).enumerate() {
                     self.emit(part, row, w as u32);
@@ -1029,9 +1034,9 @@ pub fn arrow_strings<'a>(
 
 impl Corpus {
     pub fn new(segmenter: Arc<Segmenter>, config: CorpusConfig) -> Result<Corpus> {
-        if let Unit::Window(0) = config.unit {
+        if let Unit::Window(0) | Unit::Prefix(0) = config.unit {
             return Err(Error::InvalidArgument(
-                "seq_len must be > 0 for window units".into(),
+                "seq_len must be > 0 for window and prefix units".into(),
             ));
         }
         let counts = match segmenter.tokenizer() {

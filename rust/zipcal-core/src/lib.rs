@@ -17,4 +17,7 @@ pub mod threads;
 pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Origin, Unit};
 pub use error::{Error, Result};
 pub use segment::{Segmenter, NO_TYPE};
-pub use select::{coverage, lazy_greedy, naive_greedy, type_weights, Greedy, Weighting};
+pub use select::{
+    coverage, lazy_greedy, lazy_greedy_within, naive_greedy, naive_greedy_within, type_weights,
+    Budget, Greedy, Weighting,
+};

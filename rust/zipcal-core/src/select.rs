@@ -167,7 +167,70 @@ fn take(set: &[u32], covered: &mut [bool]) -> u64 {
 /// shrink as coverage grows), so a re-evaluated candidate that still beats every
 /// other bound is the true arg-max.
 pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> {
+    lazy_greedy_within(c, weights, n, None)
+}
+
+/// A token budget: picking stops once the picks' costs add up to `tokens` (the pick
+/// that reaches it included), or when the candidates run out.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget<'a> {
+    /// The cost of each candidate (tokens it feeds, separators included).
+    pub costs: &'a [u64],
+    pub tokens: u64,
+}
+
+impl Budget<'_> {
+    fn check(&self, c: &Candidates) -> Result<()> {
+        if self.costs.len() != c.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} costs for {} candidates",
+                self.costs.len(),
+                c.len()
+            )));
+        }
+        if self.tokens == 0 {
+            return Err(Error::InvalidArgument(
+                "the token budget must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most picks a run may make (`n`, or at most every candidate under a budget),
+/// after checking the arguments.
+fn picks_within(
+    c: &Candidates,
+    weights: &[u64],
+    n: usize,
+    budget: Option<Budget>,
+) -> Result<usize> {
+    let n = match budget {
+        Some(b) => {
+            b.check(c)?;
+            n.min(c.len())
+        }
+        None => n,
+    };
     check(c, weights, n)?;
+    Ok(n)
+}
+
+/// Whether a selection `order` has spent `budget` (always false without one).
+fn spent(order: &[usize], budget: Option<Budget>) -> bool {
+    budget.is_some_and(|b| order.iter().map(|&i| b.costs[i]).sum::<u64>() >= b.tokens)
+}
+
+/// [`lazy_greedy`] that stops at `n` picks or, with a budget, as soon as the picks'
+/// costs reach it (then `n` is only an upper bound and may exceed the candidates).
+/// The picks are a prefix of the unbudgeted greedy order.
+pub fn lazy_greedy_within(
+    c: &Candidates,
+    weights: &[u64],
+    n: usize,
+    budget: Option<Budget>,
+) -> Result<Greedy> {
+    let n = picks_within(c, weights, n, budget)?;
     if c.len() >= u32::MAX as usize {
         return Err(Error::Capacity(u64::from(u32::MAX) - 1));
     }
@@ -202,11 +265,18 @@ pub fn lazy_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> 
             bits[t >> 6] |= 1 << (t & 63);
         }
         Ok(crate::threads::install(|| {
-            lazy_rounds(c, keys, LiveBits(bits), weights.len(), n)
+            lazy_rounds(c, keys, LiveBits(bits), weights.len(), n, budget)
         }))
     } else {
         Ok(crate::threads::install(|| {
-            lazy_rounds(c, keys, LiveWeights(weights.to_vec()), weights.len(), n)
+            lazy_rounds(
+                c,
+                keys,
+                LiveWeights(weights.to_vec()),
+                weights.len(),
+                n,
+                budget,
+            )
         }))
     }
 }
@@ -292,7 +362,9 @@ fn lazy_rounds<L: Live>(
     mut live: L,
     types: usize,
     n: usize,
+    budget: Option<Budget>,
 ) -> Greedy {
+    let mut left = budget.map(|b| b.tokens);
     // Round in which each candidate's key was last computed.
     let mut fresh_in = vec![0u32; c.len()];
     let mut covered = vec![false; types];
@@ -304,6 +376,9 @@ fn lazy_rounds<L: Live>(
     };
     let mut stale: Vec<usize> = Vec::with_capacity(MAX_REEVALUATE);
     for round in 0..n as u32 {
+        if left == Some(0) {
+            break;
+        }
         let mut batch = REEVALUATE;
         loop {
             let top = keys.peek().expect("n <= number of candidates");
@@ -320,6 +395,9 @@ fn lazy_rounds<L: Live>(
                 }
                 out.order.push(i);
                 out.gains.push(unpack_gain(top));
+                if let (Some(l), Some(b)) = (left.as_mut(), budget) {
+                    *l = l.saturating_sub(b.costs[i]);
+                }
                 break;
             }
             // The stale keys at the top (up to `batch` of them, stopping at a fresh
@@ -368,7 +446,17 @@ const PARALLEL_REEVALUATE: usize = 2048;
 
 /// Plain greedy: every gain recomputed every round. The reference for tests.
 pub fn naive_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy> {
-    check(c, weights, n)?;
+    naive_greedy_within(c, weights, n, None)
+}
+
+/// [`naive_greedy`] with [`lazy_greedy_within`]'s budget rule.
+pub fn naive_greedy_within(
+    c: &Candidates,
+    weights: &[u64],
+    n: usize,
+    budget: Option<Budget>,
+) -> Result<Greedy> {
+    let n = picks_within(c, weights, n, budget)?;
     let mut covered = vec![false; weights.len()];
     let mut chosen = vec![false; c.len()];
     let mut out = Greedy {
@@ -378,6 +466,9 @@ pub fn naive_greedy(c: &Candidates, weights: &[u64], n: usize) -> Result<Greedy>
         evaluations: 0,
     };
     for _ in 0..n {
+        if spent(&out.order, budget) {
+            break;
+        }
         let mut best: Option<Entry> = None;
         for i in (0..c.len()).filter(|&i| !chosen[i]) {
             out.evaluations += 1;

@@ -75,6 +75,40 @@ proptest! {
         prop_assert_eq!(weight, lazy.gains.iter().sum::<u64>());
     }
 
+    /// With a token budget, lazy and naive greedy agree, their picks are a prefix of
+    /// the unbudgeted order, and picking stops at the first pick that reaches it.
+    #[test]
+    fn budgeted_greedy_is_the_shortest_prefix_that_fills_the_budget(
+        sets in sets_strategy(),
+        costs in prop::collection::vec(1u64..20, 40),
+        budget in 1u64..300,
+        zipf in any::<bool>(),
+    ) {
+        let c = Candidates::from_sets(&sets);
+        let costs = &costs[..c.len()];
+        let counts: Vec<u64> = (0..40).map(|t| t % 7 + 1).collect();
+        let w = type_weights(&counts, if zipf { Weighting::Zipf } else { Weighting::Uniform });
+        let b = Some(Budget { costs, tokens: budget });
+        let lazy = lazy_greedy_within(&c, &w, usize::MAX, b).unwrap();
+        let naive = naive_greedy_within(&c, &w, usize::MAX, b).unwrap();
+        prop_assert_eq!(&lazy.order, &naive.order);
+        prop_assert_eq!(&lazy.gains, &naive.gains);
+        let all = lazy_greedy(&c, &w, c.len()).unwrap();
+        prop_assert_eq!(&lazy.order[..], &all.order[..lazy.order.len()]);
+        let spent: Vec<u64> = lazy.order.iter().map(|&i| costs[i]).collect();
+        let total: u64 = spent.iter().sum();
+        prop_assert!(total >= budget || lazy.order.len() == c.len());
+        prop_assert!(total - spent.last().copied().unwrap_or(0) < budget);
+        // an upper bound on the picks still applies
+        let capped = lazy_greedy_within(&c, &w, 1, b).unwrap();
+        prop_assert_eq!(&capped.order[..], &lazy.order[..1]);
+        // costs must match the candidates, and a budget must be positive
+        let short = Budget { costs: &costs[1..], tokens: budget };
+        let empty = Budget { costs, tokens: 0 };
+        prop_assert!(lazy_greedy_within(&c, &w, 5, Some(short)).is_err());
+        prop_assert!(lazy_greedy_within(&c, &w, 5, Some(empty)).is_err());
+    }
+
     #[test]
     fn chunked_words_equal_whole_words(text in "[a-zA-Z0-9 ,.'’:;!?\\-_\n\t\u{a0}\u{301}\u{200d}éü東京🇺🇸]{0,80}") {
         let whole: Vec<&str> = words(&text).collect();
@@ -201,6 +235,38 @@ fn window_units_split_token_sequences() {
     c.add_texts(&[Some("a b c d e f g h")], 0).unwrap();
     assert_eq!(c.candidates().windows(), &[0, 1, 2]);
     assert_eq!(c.candidates().tokens(), &[3, 3, 2]);
+    // a prefix unit is a document's first tokens only: its set, tokens and counts
+    let cfg = CorpusConfig {
+        unit: Unit::Prefix(3),
+        min_tokens: 1,
+        ..CorpusConfig::default()
+    };
+    let mut p = Corpus::new(Arc::new(Segmenter::Words), cfg).unwrap();
+    p.add_texts(&[Some("a b c d e f g h"), Some("x y")], 0)
+        .unwrap();
+    assert_eq!(p.candidates().windows(), &[0, 0]);
+    assert_eq!(p.candidates().tokens(), &[3, 2]);
+    let names = |c: &Corpus, i: usize| -> Vec<String> {
+        let mut v: Vec<String> = c
+            .candidates()
+            .set(i)
+            .iter()
+            .map(|&t| c.type_name(t).unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&p, 0), ["a", "b", "c"]);
+    assert_eq!(names(&p, 1), ["x", "y"]);
+    assert_eq!(p.counts().iter().sum::<u64>(), 5);
+    assert!(Corpus::new(
+        Arc::new(Segmenter::Words),
+        CorpusConfig {
+            unit: Unit::Prefix(0),
+            ..CorpusConfig::default()
+        }
+    )
+    .is_err());
     assert!(Corpus::new(
         Arc::new(Segmenter::Words),
         CorpusConfig {

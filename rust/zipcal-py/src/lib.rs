@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use numpy::{IntoPyArray, PyArray1};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -308,7 +308,10 @@ impl Corpus {
         max_candidates: Option<usize>,
     ) -> PyResult<Self> {
         let unit = match unit {
-            "doc" => core::Unit::Doc,
+            // A document's first `seq_len` tokens: what a truncated row of it feeds
+            // (the whole document when no length is given).
+            "doc" if seq_len == 0 => core::Unit::Doc,
+            "doc" => core::Unit::Prefix(seq_len),
             "window" => core::Unit::Window(seq_len),
             other => {
                 return Err(err(
@@ -610,13 +613,17 @@ impl Corpus {
 
     /// Exact (lazy) greedy coverage selection of `n` candidates.
     /// Returns (indices, gains, covered_types, evaluations).
-    #[pyo3(signature = (n, weighting = "uniform", naive = false))]
+    /// With `costs` (one per candidate) and `budget`, picking stops as soon as the
+    /// picks' costs reach the budget (`n` is then an upper bound).
+    #[pyo3(signature = (n, weighting = "uniform", naive = false, costs = None, budget = None))]
     fn greedy<'py>(
         &self,
         py: Python<'py>,
         n: i64,
         weighting: &str,
         naive: bool,
+        costs: Option<PyReadonlyArray1<'py, u64>>,
+        budget: Option<u64>,
     ) -> PyResult<GreedyResult<'py>> {
         if n <= 0 {
             return Err(err(
@@ -625,14 +632,25 @@ impl Corpus {
             ));
         }
         let w = core::Weighting::parse(weighting).map_err(|e| err(py, e))?;
+        let costs: Option<Vec<u64>> = costs.map(|c| c.as_array().to_vec());
+        let limit = match (&costs, budget) {
+            (Some(c), Some(tokens)) => Some(core::Budget { costs: c, tokens }),
+            (None, None) => None,
+            _ => {
+                return Err(err(
+                    py,
+                    core::Error::InvalidArgument("costs and budget go together".into()),
+                ))
+            }
+        };
         let inner = &self.inner;
         let g = py
             .detach(|| {
                 let weights = core::type_weights(inner.counts(), w);
                 if naive {
-                    core::naive_greedy(inner.candidates(), &weights, n as usize)
+                    core::naive_greedy_within(inner.candidates(), &weights, n as usize, limit)
                 } else {
-                    core::lazy_greedy(inner.candidates(), &weights, n as usize)
+                    core::lazy_greedy_within(inner.candidates(), &weights, n as usize, limit)
                 }
             })
             .map_err(|e| err(py, e))?;
