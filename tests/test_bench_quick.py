@@ -1,6 +1,7 @@
 """The quality harness end to end, on a tiny random Llama: every cell computed,
-finite (perplexities, and multiple-choice accuracies on toy tasks in BIG-bench's
-format), reproducible, resumable; the speed harness reports ratios to ZipCal."""
+finite (perplexities, and multiple-choice accuracies on the tasks built from held-out
+text; BIG-bench's path on toy tasks in its format), reproducible, resumable; the speed
+harness reports ratios to ZipCal."""
 
 from __future__ import annotations
 
@@ -21,18 +22,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def toy_bigbench(tmp_path_factory):
-    """Toy multiple-choice tasks under the experiment's task names, installed by the real
+    """Toy multiple-choice tasks under BIG-bench's task names, installed by the real
     extraction code into a folder of their own (the harness reads $ZIPCAL_BIGBENCH_DIR)."""
     from helpers_bigbench import install_toy_tasks
 
-    dest = install_toy_tasks(tmp_path_factory.mktemp("bigbench") / "tasks", quality.MC_TASKS)
+    from zipcal.bench import bigbench
+
+    dest = install_toy_tasks(tmp_path_factory.mktemp("bigbench") / "tasks", bigbench.TASKS)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ZIPCAL_BIGBENCH_DIR", str(dest))
         yield dest
 
 
 # The --quick grid, shrunk further so that the test runs it twice in about a minute.
-MC_EXAMPLES = 2  # BIG-bench examples per task
+MC_EXAMPLES = 2  # examples per task
 SMALLER = ["--pool-size", "24", "-n", "4", "--seq-len", "32", "--eval-seq-len", "32", "--eval-tokens", "128",
            "--heldout-tokens", "64", "--mc-examples", str(MC_EXAMPLES), "--max-per-source", "40"]
 
@@ -132,16 +135,19 @@ def test_missing_task_files_name_the_install_command(tmp_path):
 
     with pytest.raises(BigBenchError, match="python -m zipcal.bench.bigbench extract"):
         _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(tmp_path / "out"),
-              "--bigbench-dir", str(tmp_path / "empty")] + SMALLER)
+              "--bigbench-dir", str(tmp_path / "empty"), "--mc-tasks", "heldout-lastword,social_iqa"] + SMALLER)
 
 
 def test_batched_choice_scores_match_eval(tmp_path):
     """The harness's batched scorer gives zipcal.eval.choice_loglikelihoods' numbers."""
     from zipcal.bench.bigbench import task_files
+    from zipcal.bench.tasks import build_tasks
     from zipcal.eval import choice_loglikelihoods, read_tasks
 
     model, tok = quality.tiny_llama(0)
     items = [it for path in task_files().values() for it in read_tasks(path)[:3]]
+    built = build_tasks(quality.DEFAULT_WIKITEXT_DIR / "test.txt", examples=2)
+    items += [it for task in built.values() for it in task]
     items.append({"context": "", "choices": ["a", " b c"], "label": 0})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many tiny forward passes: threads only add synchronisation

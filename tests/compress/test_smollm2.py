@@ -78,7 +78,7 @@ def _run(name, smollm2, wikitext, calib, results):
             rep = prune(m, calib, method=name, sparsity=0.5, progress=False)
             assert abs(rep["overall_sparsity"] - 0.5) < 0.005
         else:
-            quantize(m, calib, method=name, bits=4, group_size=128, progress=False)
+            quantize(m, calib, method=name, bits=3, group_size=128, progress=False)
     t1 = time.perf_counter()
     stats = _ppl(m, tok, wikitext[0])
     results[name] = stats["ppl"]
@@ -103,7 +103,27 @@ def test_wanda_and_sparsegpt_beat_magnitude(smollm2, wikitext, calib, results):
 
 
 def test_gptq_beats_rtn(smollm2, wikitext, calib, results):
+    """At 3 bits. SmolLM2's weights come from a 4-bit GGUF (Q4_1), so at 4 bits
+    round-to-nearest is already close to the weights' own grid and the two are within
+    1% of each other (RTN 34.90, GPTQ 34.50 to 35.20 depending on the torch and
+    transformers versions): no order to test there."""
     dense = _run("dense", smollm2, wikitext, calib, results)
     rtn = _run("rtn", smollm2, wikitext, calib, results)
     gptq = _run("gptq", smollm2, wikitext, calib, results)
-    assert dense < gptq < rtn, (dense, gptq, rtn)
+    assert dense < gptq < 0.8 * rtn, (dense, gptq, rtn)
+
+
+def test_built_accuracy_tasks_are_answerable(smollm2):
+    """The dense model beats chance (25%) on the zero-shot tasks built from held-out
+    text, so that the damage compression does can show. Measured on these 60 items:
+    last word 90%, continuation 40%."""
+    from zipcal.bench.quality import mc_loglikelihoods
+    from zipcal.bench.tasks import build_tasks
+
+    model, tok = smollm2
+    tasks = build_tasks(WIKITEXT_DIR / "test.txt", examples=60)
+    for name, items in tasks.items():
+        lls = mc_loglikelihoods(model, tok, items)
+        acc = sum(max(range(len(ll)), key=ll.__getitem__) == it["label"] for ll, it in zip(lls, items)) / len(items)
+        print(f"\n[smollm2] {name}: accuracy {acc:.3f} on {len(items)} items (chance 0.25)")
+        assert acc >= 0.33, (name, acc)

@@ -7,10 +7,12 @@ paired by seed. For each cell a fresh copy of the dense model is compressed with
 the selection (``seq_len`` tokens per sample) and evaluated: WikiText-2 *test*
 perplexity (first ``eval_tokens`` tokens, non-overlapping ``eval_seq_len``
 windows), held-out perplexity on each pool source, and zero-shot
-multiple-choice accuracy on a few BIG-bench tasks (the first ``mc_examples``
-examples of each, log-likelihood scoring as :func:`zipcal.eval.multiple_choice`;
-the task files come from ``python -m zipcal.bench.bigbench extract``, run by
-``scripts/env.sh test``). The dense model is evaluated the same way.
+multiple-choice accuracy (the first ``mc_examples`` examples of each task,
+log-likelihood scoring as :func:`zipcal.eval.multiple_choice`) on tasks built at
+run time from held-out text (:mod:`zipcal.bench.tasks`: last-word prediction and
+true-continuation choice), and on BIG-bench tasks where their files were extracted
+(``python -m zipcal.bench.bigbench extract``). The dense model is evaluated the
+same way.
 
 Results go to ``<out>/results.json`` after every cell (resumable: cells already
 there are skipped), with ``report.md`` and ``quality_vs_time.png`` regenerated
@@ -36,9 +38,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..io import atomic_path
-from .bigbench import FORMAT_VERSION as MC_FORMAT
-from .bigbench import TASKS as MC_TASKS
+from .bigbench import FORMAT_VERSION as BIGBENCH_FORMAT
 from .bigbench import task_files
+from .tasks import FORMAT_VERSION as BUILT_FORMAT
+from .tasks import TASKS as MC_TASKS
+from .tasks import build_tasks
 from .pool import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
 from .stats import mean_std, paired_test
 
@@ -61,6 +65,7 @@ RESULT_KEYS = (
     "mc_format", "pool_version",
 )
 MC_AVERAGE = "average"
+MC_FORMAT = f"built-{BUILT_FORMAT}/bigbench-{BIGBENCH_FORMAT}"
 
 
 @dataclass
@@ -75,17 +80,18 @@ class QualityConfig:
     eval_tokens: int = 32768
     eval_seq_len: int = 512
     heldout_tokens: int = 8192
-    packing: str = "truncate"
+    packing: str = "fill"
     self_gen_recipe: str = "prefix"
     model: str = "smollm2"
     tiny_model: bool = False
     wikitext_dir: str = str(DEFAULT_WIKITEXT_DIR)
     sources: List[str] = field(default_factory=lambda: list(SOURCES))
     pool_version: int = POOL_VERSION  # the pool's document preparation (not a command-line option)
-    # BIG-bench multiple choice: tasks, and examples per task (all when fewer; 0: none)
+    # multiple choice: tasks (built from held-out text, or BIG-bench task files), and
+    # examples per task (all when fewer; 0: none)
     mc_tasks: List[str] = field(default_factory=lambda: list(MC_TASKS))
     mc_examples: int = 200
-    mc_format: int = MC_FORMAT  # the task files' conversion format (not a command-line option)
+    mc_format: str = MC_FORMAT  # the tasks' construction formats (not a command-line option)
     bigbench_dir: Optional[str] = None
     batch_size: int = 8
     device: str = "auto"
@@ -185,16 +191,21 @@ def evaluate(model: Any, tokenizer: Any, texts: Dict[str, str], cfg: QualityConf
     return res
 
 
-def load_mc_tasks(cfg: QualityConfig) -> Dict[str, List[Dict[str, Any]]]:
-    """The first ``mc_examples`` items of each BIG-bench task (the files are
-    shuffled at extraction). Raises :class:`~zipcal.bench.bigbench.BigBenchError`
-    naming the set-up command when the task files are missing."""
+def load_mc_tasks(cfg: QualityConfig, heldout: Dict[str, List[str]]) -> Dict[str, List[Dict[str, Any]]]:
+    """The first ``mc_examples`` items of each task: tasks built from held-out text
+    (WikiText-2 test and ``heldout``, the pool's held-out documents), and BIG-bench
+    tasks from their extracted files (shuffled at extraction). Raises
+    :class:`~zipcal.bench.bigbench.BigBenchError` naming the set-up command when a
+    BIG-bench task's file is missing."""
     if cfg.mc_examples <= 0 or not cfg.mc_tasks:
         return {}
     from ..eval import read_tasks
 
-    files = task_files(cfg.mc_tasks, cfg.bigbench_dir)
-    return {t: read_tasks(path)[: cfg.mc_examples] for t, path in files.items()}
+    built = [t for t in cfg.mc_tasks if t in MC_TASKS]
+    files = task_files([t for t in cfg.mc_tasks if t not in MC_TASKS], cfg.bigbench_dir)
+    items = build_tasks(Path(cfg.wikitext_dir) / "test.txt", heldout, cfg.mc_examples, built) if built else {}
+    items.update({t: read_tasks(path)[: cfg.mc_examples] for t, path in files.items()})
+    return {t: items[t] for t in cfg.mc_tasks}
 
 
 def _mc_sequences(tokenizer: Any, context: str, choices: Sequence[str]) -> List[Tuple[List[int], int]]:
@@ -351,7 +362,7 @@ def seed_pool(texts: Sequence[str], labels: Sequence[str], cfg: QualityConfig, s
 
     k = min(cfg.pool_size, len(texts))
     idx = np.sort(np.random.default_rng(1_000_003 + seed).choice(len(texts), size=k, replace=False))
-    pool = load_pool([texts[i] for i in idx], tokenizer=tokenizer, min_tokens=min(16, cfg.seq_len))
+    pool = load_pool([texts[i] for i in idx], tokenizer=tokenizer, seq_len=cfg.seq_len, min_tokens=min(16, cfg.seq_len))
     return pool, [labels[i] for i in idx]
 
 
@@ -374,12 +385,12 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         "processor": platform.processor() or None, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }
-    mc_tasks = load_mc_tasks(cfg)  # fails early, naming the set-up command, when the files are missing
+    mixed = build_pool(cfg.wikitext_dir, sources=cfg.sources, max_per_source=cfg.max_per_source)
+    mc_tasks = load_mc_tasks(cfg, mixed.heldout)  # fails early, naming the set-up command, when files are missing
     data["mc"] = {
         t: {"examples": len(items), "chance": sum(1.0 / len(it["choices"]) for it in items) / max(len(items), 1)}
         for t, items in mc_tasks.items()
     }
-    mixed = build_pool(cfg.wikitext_dir, sources=cfg.sources, max_per_source=cfg.max_per_source)
     data["pool"] = {"documents": mixed.counts(), "skipped_sources": mixed.skipped,
                     "heldout_documents": {k: len(v) for k, v in mixed.heldout.items()}}
     base, tok = load_base(cfg)
@@ -553,7 +564,7 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
         f"per seed a pool of {cfg.pool_size} documents drawn from the mixed corpus; seeds {cfg.seeds}.",
         f"Evaluation: WikiText-2 test perplexity on the first {cfg.eval_tokens} tokens "
         f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens"
-        + (f"; zero-shot multiple-choice accuracy on BIG-bench tasks ({_mc_description(data)})."
+        + (f"; zero-shot multiple-choice accuracy ({_mc_description(data)})."
            if data.get("mc") else "."),
         f"Pool documents: {data['pool']['documents']}; skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
         f"Environment: {data['environment']}.",
@@ -621,7 +632,7 @@ def _accuracy_table(acc_table: Dict[str, Any], method: str, cfg: QualityConfig, 
     """Markdown rows: accuracy (%) mean ± std over seeds per task and their average;
     paired difference vs random (same seed) of the average with p-values, and per task."""
     tasks = [m for m in acc_metrics if m != MC_AVERAGE]
-    lines = ["Zero-shot multiple-choice accuracy (%) on BIG-bench, mean ± std over seeds (higher is better); "
+    lines = ["Zero-shot multiple-choice accuracy (%), mean ± std over seeds (higher is better); "
              "Δ = paired difference vs random (same seed) in points, for the task average with p-values "
              "(paired t-test, exact sign test), per task in brackets.", ""]
     head = ["strategy", "average", "Δ vs random", "p (t)", "p (sign)"] + tasks
@@ -704,11 +715,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-seq-len", type=int, default=None, help="evaluation window (default 512)")
     p.add_argument("--heldout-tokens", type=int, default=None, help="held-out tokens per pool source (default 8192)")
     p.add_argument("--mc-examples", type=int, default=None,
-                   help="BIG-bench multiple-choice examples per task (default 200, all when fewer; 0: no accuracy)")
-    p.add_argument("--mc-tasks", type=_csv, default=None, help=f"BIG-bench tasks (default: {','.join(MC_TASKS)})")
+                   help="multiple-choice examples per task (default 200, all when fewer; 0: no accuracy)")
+    p.add_argument("--mc-tasks", type=_csv, default=None,
+                   help=f"tasks built from held-out text ({','.join(MC_TASKS)}: the default) and/or BIG-bench "
+                        "tasks extracted with `python -m zipcal.bench.bigbench extract`")
     p.add_argument("--bigbench-dir", default=None,
                    help="folder of the extracted task files (default $ZIPCAL_BIGBENCH_DIR or ~/.cache/zipcal/bigbench)")
-    p.add_argument("--packing", choices=["truncate", "random-window", "concat-chunk"], default=None)
+    p.add_argument("--packing", choices=["fill", "truncate", "random-window", "concat-chunk"], default=None)
     p.add_argument("--self-gen-recipe", choices=["prefix", "bos"], default=None)
     p.add_argument("--model", default=None, help="'smollm2' (default, offline) or a local model folder")
     p.add_argument("--tiny-model", action="store_true", help="a tiny random Llama instead of a real model")
