@@ -164,3 +164,17 @@ def test_cli_select_with_ray(cluster, corpus_dir, tmp_path):
     assert pq.read_table(dist).num_rows == 12
     assert main(["select", "-n", "4", "--ray", "-q"]) != 0  # no files: a clear error, no traceback
 
+
+def test_compressed_shards_on_ray_equal_local(cluster, tmp_path):
+    import gzip
+
+    docs = _docs()
+    for k in range(3):
+        data = "".join(json.dumps({"text": t}) + "\n" for t in docs[k::3]).encode()
+        (tmp_path / f"shard-{k}.jsonl.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "notes.txt.xz").write_bytes(__import__("lzma").compress("\n".join(docs[:50]).encode()))
+    kw = dict(seq_len=64, text_split="line")
+    local = zipcal.select(str(tmp_path), 8, **kw)
+    dist = zd.select(str(tmp_path), 8, **kw)
+    _same(local, dist)
+    assert local.pool.report["rows"] == len(docs) + 50

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
 
+from .compression import COMPRESSION_EXT, open_stream, split_compression
 from .errors import InputError, InvalidArgumentError, SourceNotFoundError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,15 @@ ARROW_EXT = {".arrow", ".feather", ".ipc", ".arrows"}
 JSONL_EXT = {".jsonl", ".ndjson", ".json"}
 TEXT_EXT = {".txt", ".text", ".md", ".rst", ".tokens", ".raw"}
 SUPPORTED_EXT = PARQUET_EXT | ARROW_EXT | JSONL_EXT | TEXT_EXT
+# Text and JSON lines may be compressed (``docs.jsonl.zst``, ``c4-00000.json.gz``).
+STREAM_EXT = JSONL_EXT | TEXT_EXT
+
+
+def supported_file(path: "str | os.PathLike[str]") -> bool:
+    """Whether a folder listing takes this file: a supported extension, or a
+    compression extension after a text or JSON-lines one."""
+    ext, codec = split_compression(path)
+    return ext in (STREAM_EXT if codec else SUPPORTED_EXT)
 
 BATCH_ROWS = 8192
 # Rows of the first batch of a corpus read from Parquet files. A small first batch is
@@ -98,10 +108,13 @@ def expand_paths(spec: Any) -> List[str]:
             out.extend(matches)
         elif os.path.isdir(s):
             matches = sorted(
-                str(p) for p in Path(s).iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_EXT
+                str(p) for p in Path(s).iterdir() if p.is_file() and supported_file(p)
             )
             if not matches:
-                raise SourceNotFoundError(f"{s}: the folder holds no supported file ({', '.join(sorted(SUPPORTED_EXT))})")
+                raise SourceNotFoundError(
+                    f"{s}: the folder holds no supported file ({', '.join(sorted(SUPPORTED_EXT))}, text and "
+                    f"JSON lines also compressed: {', '.join(sorted(COMPRESSION_EXT))})"
+                )
             out.extend(matches)
         elif os.path.isfile(s):
             out.append(s)
@@ -326,7 +339,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
     texts: List[Optional[str]] = []
     first = 0
     seen_key = False
-    with open(path, "rb") as f:
+    with open_stream(path) as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -361,7 +374,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
 
 def explain_jsonl_error(path: str, opts: ReadOptions) -> None:
     """Re-read a JSONL file line by line to raise an error naming the faulty line."""
-    if os.path.isfile(path) and Path(path).suffix.lower() in JSONL_EXT:
+    if os.path.isfile(path) and split_compression(path)[0] in JSONL_EXT:
         strict = ReadOptions(opts.text_column, opts.text_split, "strict", opts.batch_rows)
         for _ in _jsonl_python(path, strict, ReadCounters()):
             pass
@@ -372,6 +385,9 @@ def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Bat
     # otherwise the line reader, which reports the faulty line.
     import pyarrow.json as pj
 
+    if split_compression(path)[1] is not None:
+        yield from _jsonl_stream(path, opts, counters)
+        return
     try:
         table = pj.read_json(path)
         col = pick_column(table.schema, opts.text_column, path)
@@ -379,6 +395,34 @@ def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Bat
         yield from _jsonl_python(path, opts, counters)
         return
     yield from _table_batches(table, col, path, opts.batch_rows)
+
+
+def _jsonl_stream(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+    """A compressed JSON-lines file, decompressed and parsed a block at a time by
+    Arrow's streaming JSON reader (memory bounded by the block size). A file Arrow
+    cannot parse (or whose text column changes type) is read by the line reader,
+    which names the faulty line, from the row where Arrow stopped."""
+    import pyarrow.json as pj
+
+    done = 0
+    try:
+        with open_stream(path) as f:
+            reader = pj.open_json(f, read_options=pj.ReadOptions(block_size=8 << 20))
+            col = pick_column(reader.schema, opts.text_column, path)
+            for batch in reader:
+                arr = batch.column(batch.schema.get_field_index(col))
+                for start in range(0, len(arr), opts.batch_rows):
+                    part = _as_string_array(arr.slice(start, opts.batch_rows))
+                    yield Batch(path, done, part)
+                    done += len(part)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, InputError) as e:
+        if isinstance(e, InputError) and "looks like" in str(e):
+            raise
+        for b in _jsonl_python(path, opts, counters):
+            if b.first_row + len(b.array) <= done:
+                continue
+            skip = max(done - b.first_row, 0)
+            yield Batch(path, b.first_row + skip, b.array.slice(skip))
 
 
 def _detect_blank_split(sample: str) -> bool:
@@ -400,7 +444,7 @@ def _text(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batc
     pending: List[str] = []  # lines of an unfinished paragraph (blank mode)
     docs: List[str] = []
     carry = b""
-    with open(path, "rb") as f:
+    with open_stream(path) as f:
         while True:
             block = f.read(TEXT_BLOCK_BYTES)
             data = carry + block
@@ -463,8 +507,13 @@ def _text(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batc
 
 
 def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
-    ext = Path(path).suffix.lower()
+    ext, codec = split_compression(path)
     counters.files += 1
+    if codec is not None and ext in PARQUET_EXT | ARROW_EXT:
+        raise InputError(
+            f"{path}: a compressed {ext} file is not read: Parquet and Arrow files compress their own "
+            "pages; decompress it first"
+        )
     if ext in PARQUET_EXT:
         yield from _parquet(path, opts)
     elif ext in ARROW_EXT:
