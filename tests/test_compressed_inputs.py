@@ -149,3 +149,39 @@ def test_keep_texts_false_rereads_compressed_rows(tmp_path, plain):
     path = _compress(src.read_bytes(), tmp_path / "c.jsonl.gz")
     lean = zipcal.select(str(path), 16, keep_texts=False, **KW)
     assert lean.pool.texts_kept is False and lean.texts == want.texts
+
+
+# ------------------------------------------------------------------ tabular text formats
+
+
+def test_csv_and_tsv_with_a_text_column(tmp_path, docs):
+    import csv
+
+    rows = [(i, d.replace(" . ", ' . "quoted", \n'), i % 7) for i, d in enumerate(docs[:600])]
+    with open(tmp_path / "c.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text", "label"])
+        w.writerows(rows)
+    with open(tmp_path / "c.tsv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["id", "body", "label"])
+        w.writerows(rows)
+    _compress((tmp_path / "c.csv").read_bytes(), tmp_path / "c.csv.zst")
+    want = zipcal.select([r[1] for r in rows], 16, **KW)
+    for path, col in (("c.csv", "text"), ("c.tsv", "body"), ("c.csv.zst", "text")):
+        sel = zipcal.select(str(tmp_path / path), 16, text_column=col, **KW)
+        assert sel.texts == want.texts and sel.pool.report["rows"] == len(rows), path
+    msg = _cli_error(tmp_path / "c.tsv")
+    assert "no column 'text'" in msg and "'body'" in msg
+
+
+def test_a_datasets_save_to_disk_folder(tmp_path, docs):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"text": docs[:700], "id": list(range(700))})
+    ds.save_to_disk(str(tmp_path / "saved"), num_shards=3)
+    sel = zipcal.select(str(tmp_path / "saved"), 16, **KW)
+    assert sel.pool.report["rows"] == 700
+    assert sel.texts == zipcal.select(docs[:700], 16, **KW).texts
+    datasets.DatasetDict({"train": ds, "test": ds}).save_to_disk(str(tmp_path / "dd"))
+    msg = _cli_error(tmp_path / "dd")
+    assert "DatasetDict" in msg and "train" in msg

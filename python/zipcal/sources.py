@@ -29,9 +29,10 @@ PARQUET_EXT = {".parquet", ".pq"}
 ARROW_EXT = {".arrow", ".feather", ".ipc", ".arrows"}
 JSONL_EXT = {".jsonl", ".ndjson", ".json"}
 TEXT_EXT = {".txt", ".text", ".md", ".rst", ".tokens", ".raw"}
-SUPPORTED_EXT = PARQUET_EXT | ARROW_EXT | JSONL_EXT | TEXT_EXT
-# Text and JSON lines may be compressed (``docs.jsonl.zst``, ``c4-00000.json.gz``).
-STREAM_EXT = JSONL_EXT | TEXT_EXT
+CSV_EXT = {".csv", ".tsv"}
+SUPPORTED_EXT = PARQUET_EXT | ARROW_EXT | JSONL_EXT | TEXT_EXT | CSV_EXT
+# Text, JSON lines and CSV may be compressed (``docs.jsonl.zst``, ``c4-00000.json.gz``).
+STREAM_EXT = JSONL_EXT | TEXT_EXT | CSV_EXT
 
 
 def supported_file(path: "str | os.PathLike[str]") -> bool:
@@ -106,6 +107,8 @@ def expand_paths(spec: Any) -> List[str]:
             if not matches:
                 raise SourceNotFoundError(f"{s}: the pattern matches no file")
             out.extend(matches)
+        elif os.path.isdir(s) and _saved_dataset_files(s) is not None:
+            out.extend(_saved_dataset_files(s) or [])
         elif os.path.isdir(s):
             matches = sorted(
                 str(p) for p in Path(s).iterdir() if p.is_file() and supported_file(p)
@@ -121,6 +124,33 @@ def expand_paths(spec: Any) -> List[str]:
         else:
             raise SourceNotFoundError(f"{s}: no such file")
     return out
+
+
+def _saved_dataset_files(folder: str) -> Optional[List[str]]:
+    """The Arrow files of a folder written by ``datasets.Dataset.save_to_disk``, in
+    the dataset's order (None for any other folder). A ``DatasetDict`` folder is an
+    error naming its splits."""
+    d = Path(folder)
+    if (d / "dataset_dict.json").is_file():
+        try:
+            splits = json.loads((d / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        except (OSError, ValueError):
+            splits = []
+        raise SourceNotFoundError(
+            f"{folder}: a DatasetDict saved with save_to_disk; name one split's folder"
+            + (f" ({', '.join(str(d / sp) for sp in splits)})" if splits else "")
+        )
+    state = d / "state.json"
+    if not (state.is_file() and (d / "dataset_info.json").is_file()):
+        return None
+    try:
+        files = [f["filename"] for f in json.loads(state.read_text(encoding="utf-8"))["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{state}: not a readable datasets save_to_disk state ({e})") from None
+    missing = [f for f in files if not (d / f).is_file()]
+    if missing:
+        raise SourceNotFoundError(f"{folder}: files listed in state.json are missing: {', '.join(missing)}")
+    return [str(d / f) for f in files]
 
 
 def _looks_like_paths(items: Sequence[Any]) -> bool:
@@ -425,6 +455,40 @@ def _jsonl_stream(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
             yield Batch(path, b.first_row + skip, b.array.slice(skip))
 
 
+def _csv(path: str, opts: ReadOptions) -> Iterator[Batch]:
+    """CSV (``.csv``) or tab-separated (``.tsv``) text with a header row, read as a
+    stream by Arrow's CSV reader; quoted values may hold newlines. Only the text
+    column is converted, as strings."""
+    import pyarrow.csv as pc
+
+    ext, _ = split_compression(path)
+    parse = pc.ParseOptions(delimiter="\t" if ext == ".tsv" else ",", newlines_in_values=True)
+    read = pc.ReadOptions(block_size=8 << 20)
+    try:
+        with open_stream(path) as f:
+            header = pc.open_csv(f, read_options=read, parse_options=parse,
+                                 convert_options=pc.ConvertOptions(include_columns=[]))
+            names = header.schema.names
+        col = opts.text_column if opts.text_column in names else None
+        if col is None:
+            raise InputError(
+                f"{path}: no column {opts.text_column!r}; columns are {names} "
+                "(choose one with text_column= / --text-column)"
+            )
+        first = 0
+        with open_stream(path) as f:
+            reader = pc.open_csv(f, read_options=read, parse_options=parse, convert_options=pc.ConvertOptions(
+                include_columns=[col], column_types={col: pa.string()}, strings_can_be_null=False))
+            for rb in reader:
+                arr = rb.column(0)
+                for start in range(0, len(arr), opts.batch_rows):
+                    part = arr.slice(start, opts.batch_rows)
+                    yield Batch(path, first, part)
+                    first += len(part)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise InputError(f"{path}: not readable as {'TSV' if ext == '.tsv' else 'CSV'} ({e})") from None
+
+
 def _detect_blank_split(sample: str) -> bool:
     """True when documents look like multi-line paragraphs separated by blank lines:
     blank lines exist, and at least 30% of content lines continue on the next line."""
@@ -520,6 +584,8 @@ def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
         yield from _arrow_ipc(path, opts)
     elif ext in JSONL_EXT:
         yield from _jsonl(path, opts, counters)
+    elif ext in CSV_EXT:
+        yield from _csv(path, opts)
     else:
         yield from _text(path, opts, counters)
 
