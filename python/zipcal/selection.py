@@ -298,7 +298,7 @@ class Pool:
         word windows, the text of each window is encoded."""
         indices = [int(i) for i in indices]
         if self.segmenter.is_words:
-            texts = [self.candidate_text(i) for i in indices]
+            texts = self.candidate_texts(indices)
             return [e[: self.capacity] for e in segmenter.encode_batch(texts, False)]
         docs = segmenter.encode_batch([self.row_text(int(self.rows[i])) for i in indices], False)
         starts = [self.candidate_start(i) for i in indices]

@@ -107,8 +107,8 @@ def expand_paths(spec: Any) -> List[str]:
             if not matches:
                 raise SourceNotFoundError(f"{s}: the pattern matches no file")
             out.extend(matches)
-        elif os.path.isdir(s) and _saved_dataset_files(s) is not None:
-            out.extend(_saved_dataset_files(s) or [])
+        elif os.path.isdir(s) and (saved := _saved_dataset_files(s)) is not None:
+            out.extend(saved)
         elif os.path.isdir(s):
             matches = sorted(
                 str(p) for p in Path(s).iterdir() if p.is_file() and supported_file(p)

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -168,13 +168,21 @@ def added_specials(seg: "_core.Segmenter") -> Tuple[np.ndarray, np.ndarray]:
     """The token ids the tokenizer's post-processor adds before and after one sequence
     (for example a BOS token), found by encoding a probe text with and without them.
     Empty in words mode."""
-    empty = np.zeros(0, dtype=np.int64)
     if seg.is_words:
+        empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    probe = "calibration probe"
-    plain = seg.encode_batch([probe], False)[0]
-    full = seg.encode_batch([probe], True)[0]
+    return specials_around(seg.encode_batch([SPECIALS_PROBE], False)[0], seg.encode_batch([SPECIALS_PROBE], True)[0])
+
+
+SPECIALS_PROBE = "calibration probe"
+
+
+def specials_around(plain: Sequence[int], full: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """(ids before, ids after) ``plain`` inside ``full``: the encodings of one text
+    without and with the tokenizer's special tokens (empty when ``plain`` is not in it)."""
+    plain, full = np.asarray(plain, dtype=np.int64), np.asarray(full, dtype=np.int64)
     for start in range(len(full) - len(plain) + 1):
         if np.array_equal(full[start : start + len(plain)], plain):
-            return full[:start].astype(np.int64), full[start + len(plain) :].astype(np.int64)
+            return full[:start], full[start + len(plain) :]
+    empty = np.zeros(0, dtype=np.int64)
     return empty, empty

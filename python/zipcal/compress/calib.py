@@ -97,13 +97,14 @@ def pack_selection(texts: List[str], tokenizer: Any, seq_len: int, rows: Optiona
     import torch
 
     from ..packing import fill, layout
+    from ..tokenizer import SPECIALS_PROBE, specials_around
 
     if tokenizer is None:
         raise CalibrationError("text calibration data needs a tokenizer")
-    probe = tokenizer("calibration probe", add_special_tokens=False)["input_ids"]
-    full = tokenizer("calibration probe", add_special_tokens=True)["input_ids"]
-    at = next((i for i in range(len(full) - len(probe) + 1) if full[i : i + len(probe)] == probe), 0)
-    before, after = list(full[:at]), list(full[at + len(probe) :])
+    before, after = specials_around(
+        tokenizer(SPECIALS_PROBE, add_special_tokens=False)["input_ids"],
+        tokenizer(SPECIALS_PROBE, add_special_tokens=True)["input_ids"],
+    )
     capacity = seq_len - len(before) - len(after)
     if capacity <= 0:
         raise CalibrationError(f"seq_len {seq_len} leaves no room for text after special tokens")
@@ -117,7 +118,7 @@ def pack_selection(texts: List[str], tokenizer: Any, seq_len: int, rows: Optiona
     input_ids = torch.full((len(content), seq_len), pad, dtype=torch.long)
     mask = torch.zeros((len(content), seq_len), dtype=torch.long)
     for i, r in enumerate(content):
-        row = torch.tensor(before + r.tolist() + after, dtype=torch.long)
+        row = torch.from_numpy(np.concatenate([before, r, after]))
         input_ids[i, : len(row)] = row
         mask[i, : len(row)] = 1
     return {"input_ids": input_ids, "attention_mask": mask}
