@@ -29,6 +29,8 @@ if [ "$level" = "test" ]; then
   have torch || { echo "installing PyTorch (once per environment)" >&2; pipi torch; }
   have transformers && have gguf && have safetensors && have accelerate \
     || pipi transformers gguf safetensors accelerate
+  # An S3-compatible server (moto) for the object-store input tests, run on 127.0.0.1.
+  have moto && have boto3 && have flask || pipi "moto[server]" boto3
   # Ray Data for zipcal.distributed (tested on a local two-worker cluster).
   have ray && python -c "import ray.data" >/dev/null 2>&1 || pipi "ray[data]"
   # Offline assets, installed without their (unneeded) dependencies:

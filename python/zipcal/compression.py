@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import http.client
 import io
 import lzma
 import os
@@ -21,6 +22,7 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Tuple
 
+from . import remote
 from .errors import InputError
 
 # extension -> codec
@@ -80,9 +82,17 @@ def looks_like(head: bytes) -> Optional[str]:
     return None
 
 
+def _open_raw(path: str) -> Any:
+    """The stored bytes of a local or remote file, as a binary stream."""
+    return remote.open_input_stream(path) if remote.is_url(path) else open(path, "rb")
+
+
 def _sniff(path: str) -> bytes:
-    with open(path, "rb") as f:
+    f = _open_raw(path)
+    try:
         return f.read(SNIFF_BYTES)
+    finally:
+        f.close()
 
 
 def open_stream(path: str) -> BinaryIO:
@@ -112,31 +122,48 @@ def open_stream(path: str) -> BinaryIO:
     what = looks_like(head)
     if what:
         raise InputError(f"{path}: not a text file: it looks like {what}")
+    if remote.is_url(path):
+        return io.BufferedReader(_Guarded(_open_raw(path), path, None), buffer_size=1 << 20)
     return open(path, "rb")
 
 
 def _decompressor(path: str, codec: str) -> BinaryIO:
+    if not remote.is_url(path):
+        if codec == "gzip":
+            inner: Any = gzip.GzipFile(path, "rb")
+        elif codec == "bz2":
+            inner = bz2.BZ2File(path, "rb")
+        elif codec == "xz":
+            inner = lzma.LZMAFile(path, "rb")
+        else:
+            import pyarrow as pa
+
+            inner = pa.CompressedInputStream(pa.OSFile(path, "rb"), codec)
+        return io.BufferedReader(_Guarded(inner, path, codec), buffer_size=1 << 20)
+    raw = _open_raw(path)
     if codec == "gzip":
-        inner: Any = gzip.GzipFile(path, "rb")
+        inner = gzip.GzipFile(fileobj=raw, mode="rb")
     elif codec == "bz2":
-        inner = bz2.BZ2File(path, "rb")
+        inner = bz2.BZ2File(raw, "rb")
     elif codec == "xz":
-        inner = lzma.LZMAFile(path, "rb")
+        inner = lzma.LZMAFile(raw, "rb")
     else:
         import pyarrow as pa
 
-        inner = pa.CompressedInputStream(pa.OSFile(path, "rb"), codec)
-    return io.BufferedReader(_Guarded(inner, path, codec), buffer_size=1 << 20)
+        inner = pa.CompressedInputStream(raw if isinstance(raw, pa.NativeFile) else pa.PythonFile(raw, mode="r"), codec)
+    return io.BufferedReader(_Guarded(inner, path, codec, also_close=raw), buffer_size=1 << 20)
 
 
 class _Guarded(io.RawIOBase):
-    """A decompressing stream as a raw binary file whose errors name the file: a
-    damaged or truncated stream is an :class:`InputError`, not a deep traceback."""
+    """A (decompressing) stream as a raw binary file whose errors name the file: a
+    damaged or truncated stream, or a connection lost, is an :class:`InputError`,
+    not a deep traceback. ``codec`` None: the stored bytes themselves."""
 
-    def __init__(self, stream: Any, path: str, codec: str) -> None:
+    def __init__(self, stream: Any, path: str, codec: Optional[str], also_close: Any = None) -> None:
         self._s = stream
         self._where = (path, codec)
         self._pos = 0
+        self._also = also_close
 
     def readable(self) -> bool:
         return True
@@ -144,8 +171,10 @@ class _Guarded(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         try:
             data = self._s.read(len(b))
-        except (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error) as e:
+        except (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error, http.client.HTTPException) as e:
             path, codec = self._where
+            if codec is None:
+                raise InputError(f"{path}: reading failed after {self._pos} bytes ({e})") from None
             raise InputError(
                 f"{path}: damaged {CODEC_NAME[codec]} stream after {self._pos} decompressed bytes ({e})"
             ) from None
@@ -156,4 +185,6 @@ class _Guarded(io.RawIOBase):
 
     def close(self) -> None:
         self._s.close()
+        if self._also is not None:
+            self._also.close()
         super().close()

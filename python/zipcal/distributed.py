@@ -53,6 +53,7 @@ from .selection import (
     add_batch,
     row_capacity,
 )
+from .remote import is_url
 from .selection import select as _select
 from .sources import (
     PARQUET_EXT,
@@ -64,6 +65,7 @@ from .sources import (
     expand_paths,
     is_file_source,
     pick_column,
+    random_access,
 )
 from .tokenizer import GPT2, WORDS, gpt2_tokenizer_json, resolve, tokenizer_json_of
 
@@ -97,8 +99,10 @@ def plan_units(paths: Sequence[str], text_column: Optional[str] = "text", unit_b
             units.append(WorkUnit(len(units), path))
             continue
         try:
-            md = pq.ParquetFile(path).metadata
+            md = pq.ParquetFile(random_access(path)).metadata
         except (pa.ArrowInvalid, OSError) as e:
+            if isinstance(e, errors.ZipcalError):
+                raise
             raise errors.InputError(f"{path}: not a readable Parquet file ({e})") from None
         groups: List[int] = []
         size = row = start = 0
@@ -293,13 +297,13 @@ def load_pool(
     opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
     # Workers run in their own folders: they get absolute paths; names stay as given.
     given = expand_paths(source)
-    paths = [str(Path(p).resolve()) for p in given]
+    paths = [p if is_url(p) else str(Path(p).resolve()) for p in given]
     shown = dict(zip(paths, given))
     for p in paths:
         if Path(p).suffix.lower() in PARQUET_EXT:
             import pyarrow.parquet as pq
 
-            pick_column(pq.read_schema(p), text_column, p)  # fail fast, on the driver
+            pick_column(pq.read_schema(random_access(p)), text_column, p)  # fail fast, on the driver
     units = plan_units(paths, text_column, unit_bytes)
     segmenter = resolve(tokenizer)  # validated here, on the driver
     spec = _tokenizer_spec(tokenizer)

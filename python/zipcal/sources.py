@@ -1,7 +1,8 @@
 """Turn any supported corpus into a stream of Arrow string arrays.
 
-Supported: paths (Parquet, Arrow IPC / Feather, JSONL, plain text), globs, folders
-and lists of those; ``pyarrow`` Table / RecordBatch / RecordBatchReader / Dataset;
+Supported: paths (Parquet, Arrow IPC / Feather, JSONL, CSV/TSV, plain text; text,
+JSONL and CSV also compressed), globs, folders and lists of those, local or remote
+(``s3://``, ``gs://``, ``hf://``, ``http(s)://``: see :mod:`zipcal.remote`); ``pyarrow`` Table / RecordBatch / RecordBatchReader / Dataset;
 ``polars`` and ``pandas`` DataFrames; Hugging Face ``datasets.Dataset`` (and
 ``IterableDataset``); any object exporting the Arrow PyCapsule stream interface;
 and, as the slow fallback, an iterable of strings (or of dicts with the text column).
@@ -20,6 +21,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
 
+from . import remote
 from .compression import COMPRESSION_EXT, open_stream, split_compression
 from .errors import InputError, InvalidArgumentError, SourceNotFoundError
 
@@ -101,8 +103,10 @@ def expand_paths(spec: Any) -> List[str]:
     items = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     out: List[str] = []
     for item in items:
-        s = os.fspath(item)
-        if _has_glob(s):
+        s = remote.local_path(os.fspath(item))
+        if remote.is_url(s):
+            out.extend(remote.expand(s, supported_file))
+        elif _has_glob(s):
             matches = sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
             if not matches:
                 raise SourceNotFoundError(f"{s}: the pattern matches no file")
@@ -157,7 +161,7 @@ def _looks_like_paths(items: Sequence[Any]) -> bool:
     if not items:
         return False
     for it in items:
-        if isinstance(it, os.PathLike):
+        if isinstance(it, os.PathLike) or remote.is_url(it):
             continue
         if not isinstance(it, str) or "\n" in it or len(it) > 4096:
             return False
@@ -177,10 +181,17 @@ def total_bytes(source: Any) -> Optional[int]:
     """Size of the input in bytes where cheaply known (for progress bars)."""
     try:
         if is_file_source(source):
-            return sum(os.path.getsize(p) for p in expand_paths(source))
+            sizes = [remote.size(p) if remote.is_url(p) else os.path.getsize(p) for p in expand_paths(source)]
+            return None if None in sizes else sum(s for s in sizes if s is not None)
     except (OSError, InputError):
         return None
     return None
+
+
+def random_access(path: str) -> Any:
+    """What pyarrow opens a Parquet or Arrow file from: the local path, or the remote
+    file with ranged reads."""
+    return remote.open_input_file(path) if remote.is_url(path) else path
 
 
 # ---------------------------------------------------------------- column handling
@@ -289,7 +300,7 @@ def _parquet(
 def _core_parquet(path: str) -> Any:
     """The file opened by the core's reader, or None (turned off, or not a file it
     opens)."""
-    if os.environ.get("ZIPCAL_PARQUET_READER", "").strip().lower() == "pyarrow":
+    if os.environ.get("ZIPCAL_PARQUET_READER", "").strip().lower() == "pyarrow" or remote.is_url(path):
         return None
     from . import _core
 
@@ -312,7 +323,7 @@ def _parquet_pyarrow(
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path, pre_buffer=False)
+        pf = pq.ParquetFile(random_access(path), pre_buffer=False)
         try:
             col = pick_column(pf.schema_arrow, opts.text_column, path)
             groups = list(range(pf.num_row_groups)) if row_groups is None else list(row_groups)
@@ -347,11 +358,11 @@ def _arrow_ipc(path: str, opts: ReadOptions) -> Iterator[Batch]:
 
     try:
         try:
-            reader = ipc.open_file(path)
+            reader = ipc.open_file(random_access(path))
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
             schema = reader.schema
         except pa.ArrowInvalid:
-            stream = ipc.open_stream(path)
+            stream = ipc.open_stream(random_access(path))
             batches, schema = iter(stream), stream.schema
         col = pick_column(schema, opts.text_column, path)
         first = 0
@@ -404,7 +415,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
 
 def explain_jsonl_error(path: str, opts: ReadOptions) -> None:
     """Re-read a JSONL file line by line to raise an error naming the faulty line."""
-    if os.path.isfile(path) and split_compression(path)[0] in JSONL_EXT:
+    if (remote.is_url(path) or os.path.isfile(path)) and split_compression(path)[0] in JSONL_EXT:
         strict = ReadOptions(opts.text_column, opts.text_split, "strict", opts.batch_rows)
         for _ in _jsonl_python(path, strict, ReadCounters()):
             pass
@@ -415,7 +426,7 @@ def _jsonl(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Bat
     # otherwise the line reader, which reports the faulty line.
     import pyarrow.json as pj
 
-    if split_compression(path)[1] is not None:
+    if split_compression(path)[1] is not None or remote.is_url(path):
         yield from _jsonl_stream(path, opts, counters)
         return
     try:
