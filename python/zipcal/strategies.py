@@ -171,4 +171,12 @@ register(
 )
 register("random", random_strategy, description="seeded uniform sample; draw=k gives disjoint samples")
 
+from .mix import zipcal_mix  # noqa: E402
+
+register(
+    "zipcal-mix",
+    zipcal_mix,
+    description="coverage within each kind of text's share of the pool's tokens (label-free clusters)",
+)
+
 from . import baselines as _baselines  # noqa: E402,F401  registers model-based strategies

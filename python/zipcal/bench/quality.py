@@ -48,7 +48,7 @@ from .stats import mean_std, paired_test
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("random", "zipcal", "zipcal-zipf", "perplexity", "cola", "self-gen")
+STRATEGIES = ("random", "zipcal", "zipcal-mix", "zipcal-zipf", "perplexity", "cola", "self-gen")
 MODEL_STRATEGIES = ("perplexity", "cola", "self-gen")
 METHODS: Dict[str, Dict[str, Any]] = {
     "wanda-50": {"kind": "prune", "method": "wanda", "sparsity": 0.5},

@@ -536,6 +536,24 @@ impl Corpus {
             .into_pyarray(py)
     }
 
+    /// The type sets of all candidates as CSR arrays `(offsets, types)`: candidate
+    /// `i` holds `types[offsets[i]..offsets[i + 1]]` (sorted, distinct).
+    #[allow(clippy::type_complexity)]
+    fn type_sets<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>) {
+        let c = self.inner.candidates();
+        let mut offsets = Vec::with_capacity(c.len() + 1);
+        offsets.push(0u64);
+        let mut flat: Vec<u32> = Vec::new();
+        for i in 0..c.len() {
+            flat.extend_from_slice(c.set(i));
+            offsets.push(flat.len() as u64);
+        }
+        (offsets.into_pyarray(py), flat.into_pyarray(py))
+    }
+
     /// Distinct type ids of candidate `i`.
     fn candidate_types<'py>(
         &self,
