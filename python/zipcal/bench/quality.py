@@ -320,6 +320,27 @@ def default_out() -> str:
     return str(Path("benches") / "results" / f"quality-{_dt.date.today().isoformat()}")
 
 
+def hardware(device: Any) -> str:
+    """What a cell ran on: the GPU's name, or the CPU's model and thread count."""
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {name or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def model_device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
 def _cell_key(strategy: str, method: str, seed: int) -> str:
     return f"{strategy}|{method}|{seed}"
 
@@ -443,6 +464,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 del model
                 cell = {
                     "strategy": strategy, "method": method, "seed": seed, "ppl": ppl, "compression": crep,
+                    "hardware": hardware(model_device(base)),
                     "compress_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
                     "mc_seconds": time.perf_counter() - t2, **mc,
                 }
@@ -578,6 +600,12 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
     done = sum(1 for st in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(st, m, sd) in data["cells"])
     lines += [f"Cells computed: {done} / {total}.", ""]
+    by_hw: Dict[str, int] = {}
+    for c in data["cells"].values():
+        hw = c.get("hardware") or "not recorded"
+        by_hw[hw] = by_hw.get(hw, 0) + 1
+    if by_hw:
+        lines += ["Cells by hardware: " + "; ".join(f"{k}: {v}" for k, v in sorted(by_hw.items())) + ".", ""]
     dense = data.get("dense") or {}
     if dense:
         lines += ["Dense (uncompressed) model: " + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items())
