@@ -50,8 +50,9 @@ def run(build: str, spec: Dict[str, Any]) -> Dict[str, Any]:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     if build != "-":
         env["PYTHONPATH"] = build + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(spec)], env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, json.dumps(spec)], env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,8 +79,12 @@ def main(argv=None) -> int:
                 folder, kw = builds[name]
                 r = run(folder, {"paths": paths, "n": args.n, "mode": mode, "kw": kw})
                 results[mode][name].append(r)
-                print(f"[ab {time.strftime('%H:%M:%S')}] {mode} {name} run {k}: {r['wall']:.3f} s wall, "
-                      f"{r['cpu']:.2f} s CPU", file=sys.stderr, flush=True)
+                print(
+                    f"[ab {time.strftime('%H:%M:%S')}] {mode} {name} run {k}: {r['wall']:.3f} s wall, "
+                    f"{r['cpu']:.2f} s CPU",
+                    file=sys.stderr,
+                    flush=True,
+                )
     lines = [
         f"A/B selection timing, {args.size} corpus ({len(paths)} Parquet shards), n = {args.n}, "
         f"{args.runs} alternating runs each, fresh processes; {os.cpu_count()} CPUs.",
@@ -96,7 +101,8 @@ def main(argv=None) -> int:
             ratio = f"{med['A'] / med['B']:.3f}" if name == "B" else "–"
             lines.append(
                 f"| {mode} | {name} | {med[name]:.3f} s ({min(walls):.3f}–{max(walls):.3f}) | {mb:.1f} | "
-                f"{statistics.median(r['cpu'] for r in runs):.2f} | {max(r['rss_mib'] for r in runs):.0f} MiB | {ratio} |"
+                f"{statistics.median(r['cpu'] for r in runs):.2f} | "
+                f"{max(r['rss_mib'] for r in runs):.0f} MiB | {ratio} |"
             )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -70,14 +70,12 @@ def main() -> None:
     model.eval()
     ids = torch.randint(0, model.config.vocab_size, (8, 512))
     f32, f16 = [], []
-    m16 = None
+    import copy
+
+    m16 = copy.deepcopy(model).to(torch.bfloat16)
     with torch.inference_mode():
         for _ in range(args.runs):
             f32 += timed(lambda: model(ids), 1)
-            if m16 is None:
-                import copy
-
-                m16 = copy.deepcopy(model).to(torch.bfloat16)
             f16 += timed(lambda: m16(ids), 1)
         logits32, logits16 = model(ids[:1]).logits.float(), m16(ids[:1]).logits.float()
     rows.append(("SmolLM2-135M forward, 8 x 512 tokens", statistics.median(f32), statistics.median(f16)))
@@ -98,8 +96,11 @@ def report(args, facts, rows, drift, torch_version) -> None:
         "",
     ]
     if drift is None:
-        lines += ["bf16 matmuls are emulated on this CPU (more than 2x slower than fp32): the model",
-                  "forward pass was not timed, and the quality grid runs in float32 here.", ""]
+        lines += [
+            "bf16 matmuls are emulated on this CPU (more than 2x slower than fp32): the model",
+            "forward pass was not timed, and the quality grid runs in float32 here.",
+            "",
+        ]
     else:
         lines += [f"Largest logit difference bf16 vs fp32 on one 512-token row: {drift:.3f}.", ""]
     text = "\n".join(lines)

@@ -43,7 +43,10 @@ sel = select(spec["paths"], n=128, tokenizer=spec["mode"])
 print(json.dumps({"wall": time.perf_counter() - t0, "rows": int(sel.pool.report["rows"])}))
 """
 
-CODECS = {"gzip": (".json.gz", ["gzip", "-6", "-c"], ["zcat"]), "zstd": (".jsonl.zst", ["zstd", "-3", "-q", "-c"], ["zstd", "-dcq"])}
+CODECS = {
+    "gzip": (".json.gz", ["gzip", "-6", "-c"], ["zcat"]),
+    "zstd": (".jsonl.zst", ["zstd", "-3", "-q", "-c"], ["zstd", "-dcq"]),
+}
 # The same JSON lines uncompressed, read with `cat`: what compression adds to a selection.
 PLAIN = ("plain", ".jsonl", ["cat"])
 
@@ -63,7 +66,7 @@ def build(size: str) -> Dict[str, List[str]]:
             with open(plain, "w", encoding="utf-8") as f:
                 for t in texts:
                     f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
-            for codec, (ext, cmd, _) in CODECS.items():
+            for ext, cmd, _ in CODECS.values():
                 with open(folder / (stem + ext), "wb") as f:
                     subprocess.run(cmd + [str(plain)], stdout=f, check=True)
         for codec, (ext, _, _) in CODECS.items():
@@ -95,25 +98,45 @@ def main(argv=None) -> int:
         for k in range(args.runs):
             dec.append(timed((CODECS[codec][2] if codec in CODECS else PLAIN[2]) + paths))
             for mode in sel:
-                t0 = time.perf_counter()
-                r = subprocess.run([sys.executable, "-c", WORKER, json.dumps({"paths": paths, "mode": mode})],
-                                   capture_output=True, text=True, check=True, env=env)
+                time.perf_counter()
+                r = subprocess.run(
+                    [sys.executable, "-c", WORKER, json.dumps({"paths": paths, "mode": mode})],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                )
                 sel[mode].append(json.loads(r.stdout.strip().splitlines()[-1])["wall"])
-            print(f"[compressed] {codec} run {k}: decompress {dec[-1]:.2f} s, "
-                  + ", ".join(f"{m} {v[-1]:.2f} s" for m, v in sel.items()), file=sys.stderr, flush=True)
+            print(
+                f"[compressed] {codec} run {k}: decompress {dec[-1]:.2f} s, "
+                + ", ".join(f"{m} {v[-1]:.2f} s" for m, v in sel.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         d = statistics.median(dec)
-        rows.append(f"| {codec} | {size / 1e6:.0f} MB | {d:.2f} s | "
-                    + " | ".join(f"{statistics.median(v):.2f} s ({statistics.median(v) / d:.2f}x)" for v in sel.values()) + " |")
+        rows.append(
+            f"| {codec} | {size / 1e6:.0f} MB | {d:.2f} s | "
+            + " | ".join(f"{statistics.median(v):.2f} s ({statistics.median(v) / d:.2f}x)" for v in sel.values())
+            + " |"
+        )
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    text = "\n".join([
-        f"Selection (n = 128) from compressed JSON-lines shards of the {args.size} benchmark corpus against the "
-        f"decompressor alone on the same files; median of {args.runs} alternating runs, fresh processes; "
-        f"{cpu}, {os.cpu_count()} CPUs.",
-        "",
-        "| codec | size | decompressor alone (`cat` for plain) | " + " | ".join(f"zipcal {m} (ratio)" for m in args.modes.split(",")) + " |",
-        "|---|---:|---:|" + "---:|" * len(args.modes.split(",")),
-        *rows,
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"Selection (n = 128) from compressed JSON-lines shards of the {args.size} benchmark corpus "
+                "against the "
+                f"decompressor alone on the same files; median of {args.runs} alternating runs, fresh processes; "
+                f"{cpu}, {os.cpu_count()} CPUs.",
+                "",
+                "| codec | size | decompressor alone (`cat` for plain) | "
+                + " | ".join(f"zipcal {m} (ratio)" for m in args.modes.split(","))
+                + " |",
+                "|---|---:|---:|" + "---:|" * len(args.modes.split(",")),
+                *rows,
+            ]
+        )
+        + "\n"
+    )
     print(text)
     if args.out:
         Path(args.out).write_text(text)

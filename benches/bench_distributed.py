@@ -71,10 +71,12 @@ def main() -> int:
     lines = [
         f"Measured {_dt.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"Ray {ray.__version__} with {args.cpus if not args.address else 'the given'} CPUs "
-        f"(cluster start {ray_start:.1f} s, not included). Corpus: {size / 1e6:.0f} MB of Parquet in {len(files)} files. "
+        f"(cluster start {ray_start:.1f} s, not included). "
+        f"Corpus: {size / 1e6:.0f} MB of Parquet in {len(files)} files. "
         f"Command: `python benches/bench_distributed.py --size {args.size} --cpus {args.cpus}`.",
         "",
-        "| mode | text | zipcal.select | zipcal.distributed.select | tasks | distributed / local time | same selection |",
+        "| mode | text | zipcal.select | zipcal.distributed.select | tasks | distributed / local time "
+        "| same selection |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for mode, nbytes, tl, td, tasks, same in rows:

@@ -109,8 +109,14 @@ def work_read(spec: Dict[str, Any]) -> Dict[str, Any]:
             nbytes += pc.sum(pc.binary_length(col)).as_py() or 0
             rows += len(col)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "cpu_seconds": _cpu() - c0, "bytes": nbytes, "rows": rows,
-            "baseline_rss": base["rss"], **_rss()}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": _cpu() - c0,
+        "bytes": nbytes,
+        "rows": rows,
+        "baseline_rss": base["rss"],
+        **_rss(),
+    }
 
 
 def work_zipcal(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -175,8 +181,13 @@ def work_reference(spec: Dict[str, Any]) -> Dict[str, Any]:
     cpu_seconds = _cpu() - c0
     res.pop("gains")
     res["stage_seconds"] = res.pop("seconds")
-    return {"seconds": res["stage_seconds"]["total"], "cpu_seconds": cpu_seconds, "baseline_rss": base["rss"],
-            **res, **_rss()}
+    return {
+        "seconds": res["stage_seconds"]["total"],
+        "cpu_seconds": cpu_seconds,
+        "baseline_rss": base["rss"],
+        **res,
+        **_rss(),
+    }
 
 
 def work_encode(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -195,8 +206,15 @@ def work_encode(spec: Dict[str, Any]) -> Dict[str, Any]:
         for enc in tok.encode_batch(texts[lo : lo + batch], add_special_tokens=False):
             tokens += len(enc.ids)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "cpu_seconds": _cpu() - c0, "bytes": nbytes, "rows": len(texts), "tokens": tokens,
-            "baseline_rss": base["rss"], **_rss()}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": _cpu() - c0,
+        "bytes": nbytes,
+        "rows": len(texts),
+        "tokens": tokens,
+        "baseline_rss": base["rss"],
+        **_rss(),
+    }
 
 
 WORKERS = {"read": work_read, "zipcal": work_zipcal, "reference": work_reference, "encode": work_encode}
@@ -246,8 +264,10 @@ def measure(label: str, spec: Dict[str, Any], threads: Optional[int], repeat: in
     for k in range(repeat):
         log(f"{label}" + (f" (run {k + 1}/{repeat})" if repeat > 1 else "") + " ...")
         r = run_worker(spec, threads)
-        log(f"  {label}: {r['seconds']:.2f}s (CPU {r.get('cpu_seconds', 0):.2f}s), "
-            f"peak RSS {r['peak_rss'] / MIB:.0f} MiB")
+        log(
+            f"  {label}: {r['seconds']:.2f}s (CPU {r.get('cpu_seconds', 0):.2f}s), "
+            f"peak RSS {r['peak_rss'] / MIB:.0f} MiB"
+        )
         runs.append(r)
     times = [r["seconds"] for r in runs]
     med = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
@@ -277,7 +297,6 @@ def sample_file(manifest: Dict[str, Any], sample_bytes: int) -> Optional[str]:
     of text (cached next to the corpus); None when the sample would be the whole corpus."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     import reference
 
     if sample_bytes >= manifest["bytes"]:
@@ -342,10 +361,12 @@ def versions() -> Dict[str, Any]:
         except Exception:  # noqa: BLE001 - a missing package is recorded, not fatal
             out[mod] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         out["git"] = commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         out["git"] = None
@@ -398,7 +419,7 @@ def run_comparison(args: argparse.Namespace) -> Dict[str, Any]:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     manifest = corpus_mod.build_corpus(size, args.seed, Path(args.cache))
     paths = manifest["paths"]
-    total = manifest["bytes"]
+    manifest["bytes"]
     sample_bytes = int(args.reference_sample_mb * MB)
     sample = None if args.no_reference else sample_file(manifest, sample_bytes)
     ref_paths = [sample] if sample else paths
@@ -406,8 +427,12 @@ def run_comparison(args: argparse.Namespace) -> Dict[str, Any]:
     warm_cache(paths + ([sample] if sample else []))
     T, R, n = args.threads, args.repeat, args.n
 
-    res: Dict[str, Any] = {"corpus": {k: v for k, v in manifest.items() if k != "paths"}, "n": n, "modes": modes,
-                           "reference_sampled": sampled}
+    res: Dict[str, Any] = {
+        "corpus": {k: v for k, v in manifest.items() if k != "paths"},
+        "n": n,
+        "modes": modes,
+        "reference_sampled": sampled,
+    }
     res["read"] = measure("plain pyarrow read", {"kind": "read", "paths": paths}, T, R)
     res["zipcal"] = {}
     res["zipcal_sample"] = {}
@@ -419,15 +444,21 @@ def run_comparison(args: argparse.Namespace) -> Dict[str, Any]:
             if sampled:
                 res["zipcal_sample"][mode] = measure(
                     f"zipcal {mode} on the reference sample",
-                    {"kind": "zipcal", "paths": ref_paths, "mode": mode, "n": n}, T, R)
+                    {"kind": "zipcal", "paths": ref_paths, "mode": mode, "n": n},
+                    T,
+                    R,
+                )
             res["reference"][mode] = measure(
                 f"Python reference {mode}" + (" (sample)" if sampled else ""),
                 {"kind": "reference", "paths": ref_paths, "mode": mode, "n": n, "greedy": args.reference_greedy},
-                T, R)
+                T,
+                R,
+            )
         bpe = [m for m in modes if m != "words"]
         if bpe:
-            res["encode"] = measure(f"tokenizers encode_batch {bpe[0]}",
-                                    {"kind": "encode", "paths": ref_paths, "mode": bpe[0]}, T, R)
+            res["encode"] = measure(
+                f"tokenizers encode_batch {bpe[0]}", {"kind": "encode", "paths": ref_paths, "mode": bpe[0]}, T, R
+            )
             res["encode"]["mode"] = bpe[0]
     return res
 
@@ -448,33 +479,45 @@ def comparison_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     rd = res["read"]
-    lines.append(f"| (d) plain pyarrow read of the text column | – | {rd['bytes'] / MB:.1f} | {rd['seconds']:.2f} | "
-                 f"{rd['cpu_seconds']:.2f} | "
-                 f"{rd['bytes'] / MB / rd['seconds']:,.1f} | – | {rd['peak_rss'] / MIB:,.0f} |")
+    lines.append(
+        f"| (d) plain pyarrow read of the text column | – | {rd['bytes'] / MB:.1f} | {rd['seconds']:.2f} | "
+        f"{rd['cpu_seconds']:.2f} | "
+        f"{rd['bytes'] / MB / rd['seconds']:,.1f} | – | {rd['peak_rss'] / MIB:,.0f} |"
+    )
     for mode, z in res["zipcal"].items():
-        lines.append(f"| (a) zipcal.select end to end | {mode} | {z['bytes'] / MB:.1f} | {z['seconds']:.2f} | "
-                     f"{z['cpu_seconds']:.2f} | "
-                     f"{z['bytes'] / MB / z['seconds']:,.1f} | {z['pool_tokens'] / 1e6 / z['seconds']:,.2f} | "
-                     f"{z['peak_rss'] / MIB:,.0f} |")
+        lines.append(
+            f"| (a) zipcal.select end to end | {mode} | {z['bytes'] / MB:.1f} | {z['seconds']:.2f} | "
+            f"{z['cpu_seconds']:.2f} | "
+            f"{z['bytes'] / MB / z['seconds']:,.1f} | {z['pool_tokens'] / 1e6 / z['seconds']:,.2f} | "
+            f"{z['peak_rss'] / MIB:,.0f} |"
+        )
     for mode, z in res["zipcal_sample"].items():
-        lines.append(f"| (a') zipcal.select on the reference's sample | {mode} | {z['bytes'] / MB:.1f} | "
-                     f"{z['seconds']:.2f} | {z['cpu_seconds']:.2f} | {z['bytes'] / MB / z['seconds']:,.1f} | "
-                     f"{z['pool_tokens'] / 1e6 / z['seconds']:,.2f} | {z['peak_rss'] / MIB:,.0f} |")
+        lines.append(
+            f"| (a') zipcal.select on the reference's sample | {mode} | {z['bytes'] / MB:.1f} | "
+            f"{z['seconds']:.2f} | {z['cpu_seconds']:.2f} | {z['bytes'] / MB / z['seconds']:,.1f} | "
+            f"{z['pool_tokens'] / 1e6 / z['seconds']:,.2f} | {z['peak_rss'] / MIB:,.0f} |"
+        )
     for mode, r in res["reference"].items():
-        lines.append(f"| (b) Python reference, measured | {mode} | {r['bytes'] / MB:.1f} | {r['seconds']:.2f} | "
-                     f"{r['cpu_seconds']:.2f} | "
-                     f"{r['bytes'] / MB / r['seconds']:,.1f} | {r['typed_tokens'] / 1e6 / r['seconds']:,.2f} | "
-                     f"{r['peak_rss'] / MIB:,.0f} |")
+        lines.append(
+            f"| (b) Python reference, measured | {mode} | {r['bytes'] / MB:.1f} | {r['seconds']:.2f} | "
+            f"{r['cpu_seconds']:.2f} | "
+            f"{r['bytes'] / MB / r['seconds']:,.1f} | {r['typed_tokens'] / 1e6 / r['seconds']:,.2f} | "
+            f"{r['peak_rss'] / MIB:,.0f} |"
+        )
         if res["reference_sampled"]:
             est = r["seconds"] * total / r["bytes"]
             cpu_est = r["cpu_seconds"] * total / r["bytes"]
-            lines.append(f"| (b) Python reference, extrapolated linearly | {mode} | {total / MB:.1f} | "
-                         f"~{est:,.1f} | ~{cpu_est:,.1f} | {total / MB / est:,.1f} | – | – |")
+            lines.append(
+                f"| (b) Python reference, extrapolated linearly | {mode} | {total / MB:.1f} | "
+                f"~{est:,.1f} | ~{cpu_est:,.1f} | {total / MB / est:,.1f} | – | – |"
+            )
     if "encode" in res:
         e = res["encode"]
-        lines.append(f"| (c) tokenizers `encode_batch` alone | {e['mode']} | {e['bytes'] / MB:.1f} | "
-                     f"{e['seconds']:.2f} | {e['cpu_seconds']:.2f} | {e['bytes'] / MB / e['seconds']:,.1f} | "
-                     f"{e['tokens'] / 1e6 / e['seconds']:,.2f} | {e['peak_rss'] / MIB:,.0f} |")
+        lines.append(
+            f"| (c) tokenizers `encode_batch` alone | {e['mode']} | {e['bytes'] / MB:.1f} | "
+            f"{e['seconds']:.2f} | {e['cpu_seconds']:.2f} | {e['bytes'] / MB / e['seconds']:,.1f} | "
+            f"{e['tokens'] / 1e6 / e['seconds']:,.2f} | {e['peak_rss'] / MIB:,.0f} |"
+        )
     lines += [
         "",
         "CPU s = user + system CPU time of the measured call, all threads (less sensitive to other load "
@@ -485,13 +528,19 @@ def comparison_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
     if res["reference_sampled"]:
         r0 = next(iter(res["reference"].values()), None)
         if r0:
-            lines.append(f"The reference ran on the corpus's first {r0['rows']:,} documents "
-                         f"({r0['bytes'] / MB:.1f} MB); its full-corpus time is that time scaled by "
-                         f"{total / r0['bytes']:.2f} (linear extrapolation). `encode_batch` ran on the same sample.")
-    lines += ["", "## Ratios (throughput in MB/s; > 1 means zipcal is faster)", "",
-              "| mode | zipcal MB/s | reference MB/s | zipcal / reference | zipcal / reference, same sample "
-              "| encode_batch MB/s | zipcal / encode_batch | zipcal / plain read |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"The reference ran on the corpus's first {r0['rows']:,} documents "
+                f"({r0['bytes'] / MB:.1f} MB); its full-corpus time is that time scaled by "
+                f"{total / r0['bytes']:.2f} (linear extrapolation). `encode_batch` ran on the same sample."
+            )
+    lines += [
+        "",
+        "## Ratios (throughput in MB/s; > 1 means zipcal is faster)",
+        "",
+        "| mode | zipcal MB/s | reference MB/s | zipcal / reference | zipcal / reference, same sample "
+        "| encode_batch MB/s | zipcal / encode_batch | zipcal / plain read |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     read_tp = rd["bytes"] / MB / rd["seconds"]
     enc_tp = res["encode"]["bytes"] / MB / res["encode"]["seconds"] if "encode" in res else None
     for mode, z in res["zipcal"].items():
@@ -501,33 +550,53 @@ def comparison_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
         zs = res["zipcal_sample"].get(mode)
         same = (r["seconds"] / zs["seconds"]) if (r and zs) else (rtp and ztp / rtp)
         e = enc_tp if mode != "words" else None
-        lines.append(f"| {mode} | {ztp:,.1f} | {_fmt(rtp, 1)} | {_fmt(ztp / rtp if rtp else None)} | "
-                     f"{_fmt(same)} | {_fmt(e, 1)} | {_fmt(ztp / e if e else None)} | {ztp / read_tp:.3f} |")
-    lines += ["", "## Where the time goes", "",
-              "| run | mode | total s | ingest s | greedy s | tokenizer setup s | other s | candidates | types |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {mode} | {ztp:,.1f} | {_fmt(rtp, 1)} | {_fmt(ztp / rtp if rtp else None)} | "
+            f"{_fmt(same)} | {_fmt(e, 1)} | {_fmt(ztp / e if e else None)} | {ztp / read_tp:.3f} |"
+        )
+    lines += [
+        "",
+        "## Where the time goes",
+        "",
+        "| run | mode | total s | ingest s | greedy s | tokenizer setup s | other s | candidates | types |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, group in (("zipcal", res["zipcal"]), ("zipcal (sample)", res["zipcal_sample"])):
         for mode, z in group.items():
             other = z["seconds"] - z["ingest_seconds"] - z["select_seconds"] - (z["tokenizer_setup_seconds"] or 0)
-            lines.append(f"| {label} | {mode} | {z['seconds']:.2f} | {z['ingest_seconds']:.2f} | "
-                         f"{z['select_seconds']:.3f} | {_fmt(z['tokenizer_setup_seconds'])} | {other:.2f} | "
-                         f"{z['candidates']:,} | {z['types_available']:,} |")
+            lines.append(
+                f"| {label} | {mode} | {z['seconds']:.2f} | {z['ingest_seconds']:.2f} | "
+                f"{z['select_seconds']:.3f} | {_fmt(z['tokenizer_setup_seconds'])} | {other:.2f} | "
+                f"{z['candidates']:,} | {z['types_available']:,} |"
+            )
     for mode, r in res["reference"].items():
         s = r["stage_seconds"]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in s.items() if k != "total")
-        lines.append(f"| reference ({r['greedy']} greedy) | {mode} | {s['total']:.2f} | {stages} | | | | "
-                     f"{r['candidates']:,} | {r['types_available']:,} |")
+        lines.append(
+            f"| reference ({r['greedy']} greedy) | {mode} | {s['total']:.2f} | {stages} | | | | "
+            f"{r['candidates']:,} | {r['types_available']:,} |"
+        )
     if res["reference"]:
-        lines += ["", "## Agreement of the selections (same text)", "",
-                  "| mode | zipcal picks | reference picks | common | same order |", "|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "## Agreement of the selections (same text)",
+            "",
+            "| mode | zipcal picks | reference picks | common | same order |",
+            "|---|---:|---:|---:|---|",
+        ]
         for mode, r in res["reference"].items():
             z = res["zipcal_sample"].get(mode) or res["zipcal"][mode]
             common = len(set(z["picked_rows"]) & set(r["picked_rows"]))
-            lines.append(f"| {mode} | {len(z['picked_rows'])} | {len(r['picked_rows'])} | {common} | "
-                         f"{'yes' if z['picked_rows'] == r['picked_rows'] else 'no'} |")
+            lines.append(
+                f"| {mode} | {len(z['picked_rows'])} | {len(r['picked_rows'])} | {common} | "
+                f"{'yes' if z['picked_rows'] == r['picked_rows'] else 'no'} |"
+            )
         if "words" in res["reference"]:
-            lines += ["", "In `words` mode the two segment differently (zipcal: Unicode UAX #29 words; reference: "
-                      "`\\w+` on lowercased text), so only partial agreement is expected there."]
+            lines += [
+                "",
+                "In `words` mode the two segment differently (zipcal: Unicode UAX #29 words; reference: "
+                "`\\w+` on lowercased text), so only partial agreement is expected there.",
+            ]
     lines.append("")
     return "\n".join(lines)
 
@@ -544,15 +613,19 @@ def run_scaling(args: argparse.Namespace) -> Dict[str, Any]:
         warm_cache(manifest["paths"])
         for mode in modes:
             try:
-                z = measure(f"zipcal {mode} @ {corpus_mod.size_label(size)}",
-                            {"kind": "zipcal", "paths": manifest["paths"], "mode": mode, "n": args.n},
-                            args.threads, args.repeat)
+                z = measure(
+                    f"zipcal {mode} @ {corpus_mod.size_label(size)}",
+                    {"kind": "zipcal", "paths": manifest["paths"], "mode": mode, "n": args.n},
+                    args.threads,
+                    args.repeat,
+                )
             except RuntimeError as e:  # record it and go on with the other sizes
                 log(f"  failed: {e}")
                 z = {"error": str(e)}
             z.pop("picked_rows", None)
-            rows.append({"size": size, "mode": mode, "corpus_bytes": manifest["bytes"],
-                         "documents": manifest["rows"], **z})
+            rows.append(
+                {"size": size, "mode": mode, "corpus_bytes": manifest["bytes"], "documents": manifest["rows"], **z}
+            )
     return {"n": args.n, "modes": modes, "sizes": sizes, "runs": rows}
 
 
@@ -568,8 +641,9 @@ def scaling_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
     ]
     for r in res["runs"]:
         if "error" in r:
-            lines.append(f"| {r['mode']} | {r['corpus_bytes'] / MB:,.0f} | {r['documents']:,} | "
-                         f"failed: {r['error']} |||||||||")
+            lines.append(
+                f"| {r['mode']} | {r['corpus_bytes'] / MB:,.0f} | {r['documents']:,} | failed: {r['error']} |||||||||"
+            )
             continue
         lines.append(
             f"| {r['mode']} | {r['bytes'] / MB:,.0f} | {r['documents']:,} | {r['seconds']:.2f} | "
@@ -577,7 +651,8 @@ def scaling_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
             f"{r['bytes'] / MB / r['seconds']:,.1f} | {r['pool_tokens'] / 1e6 / r['seconds']:,.2f} | "
             f"{r['seconds'] / (r['bytes'] / 1e8):.2f} | {r['peak_rss'] / MIB:,.0f} | "
             f"{(r['peak_rss'] - r['baseline_rss']) / MIB:,.0f} | {r['types_available']:,} | "
-            f"{_fmt(r.get('distinct_chunks_cached'), 0)} |")
+            f"{_fmt(r.get('distinct_chunks_cached'), 0)} |"
+        )
     lines += ["", "Linearity: constant *s per 100 MB* across sizes means time grows linearly with the corpus.", ""]
     return "\n".join(lines)
 
@@ -586,25 +661,38 @@ def scaling_md(res: Dict[str, Any], env: Dict[str, Any]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", default="200M", help="corpus size (text bytes): 30M, 200M, 1G ... (default 200M)")
     ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for zipcal, tokenizers and pyarrow (default: all CPUs)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="threads for zipcal, tokenizers and pyarrow (default: all CPUs)"
+    )
     ap.add_argument("--modes", default="words,gpt2", help="comma-separated: words, gpt2, or tokenizer.json paths")
     ap.add_argument("--n", type=int, default=128, help="samples to select (default 128)")
-    ap.add_argument("--reference-sample-mb", type=float, default=20.0,
-                    help="run the Python reference on the first this-many MB and extrapolate (default 20)")
-    ap.add_argument("--reference-greedy", choices=("lazy", "plain"), default="lazy",
-                    help="the reference's greedy: lazy (heap of stale bounds) or plain (all gains every round)")
+    ap.add_argument(
+        "--reference-sample-mb",
+        type=float,
+        default=20.0,
+        help="run the Python reference on the first this-many MB and extrapolate (default 20)",
+    )
+    ap.add_argument(
+        "--reference-greedy",
+        choices=("lazy", "plain"),
+        default="lazy",
+        help="the reference's greedy: lazy (heap of stale bounds) or plain (all gains every round)",
+    )
     ap.add_argument("--no-reference", action="store_true", help="skip (b) and (c)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is reported")
     ap.add_argument("--scaling", default=None, help="e.g. 100M,200M,500M,1G: zipcal only, at several sizes")
     ap.add_argument("--cache", default=str(corpus_mod.DEFAULT_CACHE), help="corpus cache folder (bench-data/)")
-    ap.add_argument("--out", default=None,
-                    help="Markdown output (default benches/results/selection-<size>.md or scaling-<sizes>.md); "
-                         "JSON goes next to it")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="Markdown output (default benches/results/selection-<size>.md or scaling-<sizes>.md); "
+        "JSON goes next to it",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker is not None:
@@ -629,8 +717,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         res = run_comparison(args)
         md = comparison_md(res, env)
-        out = Path(args.out) if args.out else \
-            HERE / "results" / f"selection-{corpus_mod.size_label(corpus_mod.parse_size(args.size))}.md"
+        out = (
+            Path(args.out)
+            if args.out
+            else HERE / "results" / f"selection-{corpus_mod.size_label(corpus_mod.parse_size(args.size))}.md"
+        )
     env["hardware"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     env["bench_seconds"] = round(time.perf_counter() - t0, 1)
     write_atomic(out, md)

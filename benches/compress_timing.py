@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 import torch  # noqa: E402
 
-from zipcal.compress import kernels as K  # noqa: E402
 from zipcal.compress import hooks  # noqa: E402
+from zipcal.compress import kernels as K  # noqa: E402
 from zipcal.models import load_smollm2  # noqa: E402
 
 
@@ -47,8 +47,9 @@ def _calibration(tok: Any, n: int, seq_len: int) -> torch.Tensor:
     return torch.stack([ids[s : s + seq_len] for s in starts])
 
 
-def time_method(model: Any, ids: torch.Tensor, method: str, dev: torch.device, n_layers: int,
-                batch_size: int) -> List[Dict[str, float]]:
+def time_method(
+    model: Any, ids: torch.Tensor, method: str, dev: torch.device, n_layers: int, batch_size: int
+) -> List[Dict[str, float]]:
     path, layers = hooks.find_decoder_layers(model)
     batches = hooks.capture_layer_inputs(model, path, layers, ids, torch.ones_like(ids), dev, batch_size)
     acc = K.accumulate_sq_norms if method == "wanda" else K.accumulate_hessian
@@ -123,8 +124,10 @@ def main() -> int:
             n = len(rows)
             mean = {k: sum(r[k] for r in rows) / n for k in ("stats_s", "update_s", "forward_s")}
             record["results"][f"{dev_name}/{method}"] = {"per_layer": rows, "mean": mean}
-            print(f"{dev_name:<6} {method:<10} {mean['stats_s']:>14.3f} {mean['update_s']:>15.3f} "
-                  f"{mean['forward_s']:>16.3f}")
+            print(
+                f"{dev_name:<6} {method:<10} {mean['stats_s']:>14.3f} {mean['update_s']:>15.3f} "
+                f"{mean['forward_s']:>16.3f}"
+            )
             # restore the dense weights for the next method
             model, tok = load_smollm2()
     if args.json:

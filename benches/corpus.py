@@ -423,8 +423,10 @@ def build_corpus(size: int, seed: int = 0, cache: Path = DEFAULT_CACHE, force: b
         table = pa.table({"text": pa.array(shard, type=pa.string())})
         pq.write_table(table, tmp / name, row_group_size=ROW_GROUP_ROWS, compression="snappy")
         files.append(name)
-        log(f"  {name}: {len(shard)} docs, {shard_bytes / 1e6:.1f} MB (total {total / 1e6:.0f} MB, "
-            f"{time.perf_counter() - t0:.0f}s)")
+        log(
+            f"  {name}: {len(shard)} docs, {shard_bytes / 1e6:.1f} MB (total {total / 1e6:.0f} MB, "
+            f"{time.perf_counter() - t0:.0f}s)"
+        )
         shard, shard_bytes = [], 0
 
     try:
@@ -466,8 +468,10 @@ def build_corpus(size: int, seed: int = 0, cache: Path = DEFAULT_CACHE, force: b
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"built {folder}: {total / 1e6:.1f} MB, {rows} docs, {gen.passes + 1} passes, "
-        f"{len(gen.coined)} coined types, {time.perf_counter() - t0:.0f}s")
+    log(
+        f"built {folder}: {total / 1e6:.1f} MB, {rows} docs, {gen.passes + 1} passes, "
+        f"{len(gen.coined)} coined types, {time.perf_counter() - t0:.0f}s"
+    )
     manifest["paths"] = [str(folder / f) for f in files]
     return manifest
 

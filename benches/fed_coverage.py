@@ -75,7 +75,8 @@ def main(argv=None) -> int:
         "WikiText-2 valid+test paragraphs": (paragraphs(valid) + paragraphs(test), 128),
     }
     lines = [
-        "| pool | n | seq_len | old default (tokens) | reference (tokens) | unit=doc (tokens) | new default (tokens) | random, 5 seeds (tokens) |",
+        "| pool | n | seq_len | old default (tokens) | reference (tokens) | unit=doc (tokens) "
+        "| new default (tokens) | random, 5 seeds (tokens) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, (docs, n) in pools.items():

@@ -28,7 +28,7 @@ import json
 import re
 import sys
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 MIN_TOKENS = 16
 BATCH = 1000

@@ -23,8 +23,8 @@ have() { python -c "import $1" >/dev/null 2>&1; }
 have maturin && have numpy && have pyarrow && have tqdm || pipi "maturin>=1.5,<2" numpy pyarrow tqdm
 if [ "$level" = "test" ]; then
   have pytest && have pytest_timeout && have hypothesis && have polars && have datasets \
-    && have matplotlib && have tokenizers && have pandas && have mypy \
-    || pipi pytest pytest-timeout hypothesis polars datasets matplotlib tokenizers pandas mypy
+    && have matplotlib && have tokenizers && have pandas && have mypy && have ruff \
+    || pipi pytest pytest-timeout hypothesis polars datasets matplotlib tokenizers pandas mypy ruff
   # PyTorch is ~3 GB: install it only when it is missing.
   have torch || { echo "installing PyTorch (once per environment)" >&2; pipi torch; }
   have transformers && have gguf && have safetensors && have accelerate \

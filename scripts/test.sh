@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Install everything the tests need (once) and run all of them: Rust and Python.
+# Install everything the tests need (once) and run all of them: the lint and type
+# gate, then Rust and Python tests.
 # Usage: scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh test
+echo "== lint and types" >&2
+cargo fmt --all --check
+cargo clippy --all-targets --release -- -D warnings
+ruff check python tests benches
+ruff format --check python tests benches
+python -m mypy python/zipcal
 echo "== cargo test (core)" >&2
 ZIPCAL_FUZZ_SECONDS="${ZIPCAL_FUZZ_SECONDS:-60}" cargo test -p zipcal-core --release -- --nocapture
 cargo test -p zipcal-py --release --lib

@@ -35,11 +35,17 @@ def toy_task(name: str, examples: int = 60, seed: int = 0) -> Dict[str, Any]:
     rng = random.Random(f"{name}/{seed}")
     out = []
     for _ in range(examples):
-        words = [f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}" for _ in range(rng.randint(1, 4))]
+        words = [
+            f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}" for _ in range(rng.randint(1, 4))
+        ]
         k = rng.randint(2, 5)
         choices = rng.sample(_OBJECTS + _SUBJECTS, k)
-        out.append({"input": ". ".join(words).capitalize() + ". What comes next?",
-                    "target_scores": {c: int(i == 0) for i, c in enumerate(choices)}})
+        out.append(
+            {
+                "input": ". ".join(words).capitalize() + ". What comes next?",
+                "target_scores": {c: int(i == 0) for i, c in enumerate(choices)},
+            }
+        )
     return {"name": name, "task_prefix": f"Task {name}.", "examples": out}
 
 

@@ -72,7 +72,9 @@ def coverage(sets: Sequence[Set[Hashable]], indices: Sequence[int]) -> int:
     return len(covered)
 
 
-def fill_rows(pieces: Sequence[Sequence[Hashable]], rows: int, capacity: int, separator: Sequence[Hashable] = ()) -> List[List[Hashable]]:
+def fill_rows(
+    pieces: Sequence[Sequence[Hashable]], rows: int, capacity: int, separator: Sequence[Hashable] = ()
+) -> List[List[Hashable]]:
     """The documented ``fill`` packing, written plainly: pieces of ``capacity`` tokens
     are rows of their own (pick order); the shorter ones, each followed by
     ``separator``, are joined and cut into rows of ``capacity``; the first ``rows``

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def _tokenizer():
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
     from zipcal.tokenizer import gpt2_tokenizer_json
 
@@ -44,9 +44,16 @@ def _tiny_llama(vocab: int, seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        bos_token_id=vocab - 1, eos_token_id=vocab - 1, pad_token_id=vocab - 1,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1,
+        pad_token_id=vocab - 1,
     )
     return LlamaForCausalLM(cfg).eval()
 
@@ -144,7 +151,10 @@ def test_band_selection(pool, model, tok):
 
 
 def test_cola_seeded_deterministic(pool, model, tok):
-    runs = [select(pool, 6, strategy="cola", seed=s, model=model, model_tokenizer=tok, **OPTS).candidates.tolist() for s in (5, 5, 6)]
+    runs = [
+        select(pool, 6, strategy="cola", seed=s, model=model, model_tokenizer=tok, **OPTS).candidates.tolist()
+        for s in (5, 5, 6)
+    ]
     assert runs[0] == runs[1]
     assert len(set(runs[0])) == len(runs[0]) >= 6
     assert _fills(_costs(pool), runs[0], 6 * 48)
@@ -233,10 +243,27 @@ def test_model_by_folder_and_cli(tmp_path, model, tok, capsys):
     from zipcal.cli import main
 
     out = tmp_path / "sel.jsonl"
-    rc = main([
-        "select", str(docs), "-n", "4", "--seq-len", "32", "--strategy", "perplexity", "-q", "-o", str(out),
-        "--option", f"model={folder}", "--option", "device=cpu", "--tokenizer", str(folder),
-    ])
+    rc = main(
+        [
+            "select",
+            str(docs),
+            "-n",
+            "4",
+            "--seq-len",
+            "32",
+            "--strategy",
+            "perplexity",
+            "-q",
+            "-o",
+            str(out),
+            "--option",
+            f"model={folder}",
+            "--option",
+            "device=cpu",
+            "--tokenizer",
+            str(folder),
+        ]
+    )
     assert rc == 0
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     costs = [r["tokens"] + (1 if r["tokens"] < 32 else 0) for r in rows]

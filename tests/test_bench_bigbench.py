@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers_bigbench import fake_sdist
 
 from zipcal.bench import bigbench
 from zipcal.eval import read_tasks
-
-from helpers_bigbench import fake_sdist
 
 MODULE_FILE = Path(bigbench.__file__)
 
@@ -29,7 +28,10 @@ TOY_TASK = {
         {"input": "Ambiguous?", "target_scores": {"a": 1, "b": 1, "c": 0}},  # no unique best: dropped
         {"input": "Free text", "target": "anything"},  # not multiple choice: dropped
     ]
-    + [{"input": f"Pick {k}.", "target_scores": {str(k): 1, str(k + 1): 0, str(k + 2): 0, str(k + 3): 0}} for k in range(20)],
+    + [
+        {"input": f"Pick {k}.", "target_scores": {str(k): 1, str(k + 1): 0, str(k + 2): 0, str(k + 3): 0}}
+        for k in range(20)
+    ],
 }
 
 
@@ -50,7 +52,9 @@ def test_convert_task_format_and_labels():
     dog = by_input["How many legs does a dog have?"]
     assert dog["choices"][dog["label"]] == "four"
     picks = [it for q, it in by_input.items() if q.startswith("Pick ")]
-    assert all(it["choices"][it["label"]] == q.split()[1].rstrip(".") for q, it in by_input.items() if q.startswith("Pick "))
+    assert all(
+        it["choices"][it["label"]] == q.split()[1].rstrip(".") for q, it in by_input.items() if q.startswith("Pick ")
+    )
     # choices are shuffled (the correct one is listed first in the file) and examples too
     assert len({it["label"] for it in picks}) > 1
     assert [it["id"] for it in items] != sorted((it["id"] for it in items), key=lambda s: int(s.split("/")[1]))
@@ -59,8 +63,11 @@ def test_convert_task_format_and_labels():
 
 
 def test_convert_respects_task_prefixes():
-    task = {"example_input_prefix": "\n", "example_output_prefix": "\nAnswer: ",
-            "examples": [{"input": "Fact: x. Q: y?", "target_scores": {"yes": 1, "no": 0}}]}
+    task = {
+        "example_input_prefix": "\n",
+        "example_output_prefix": "\nAnswer: ",
+        "examples": [{"input": "Fact: x. Q: y?", "target_scores": {"yes": 1, "no": 0}}],
+    }
     (it,) = bigbench.convert_task(task, "t")
     assert it["context"] == "Fact: x. Q: y?\nAnswer:"
 
@@ -113,6 +120,11 @@ def test_runs_standalone_without_zipcal(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([sys.executable, str(MODULE_FILE), "extract", "--tasks", "toy", "--dest", str(tmp_path / "bb")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(MODULE_FILE), "extract", "--tasks", "toy", "--dest", str(tmp_path / "bb")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "toy.jsonl" in proc.stdout, proc.stderr

@@ -45,8 +45,10 @@ def test_optional_sources_present_with_real_documents(optional_pool):
 
 
 def test_source_contents(optional_pool):
-    text = {name: "\n".join(t for t, lab in zip(optional_pool.texts, optional_pool.labels) if lab == name)
-            for name in OPTIONAL}
+    text = {
+        name: "\n".join(t for t, lab in zip(optional_pool.texts, optional_pool.labels) if lab == name)
+        for name in OPTIONAL
+    }
     assert "Macbeth" in text["shakespeare"] and "**" not in text["shakespeare"]
     assert "Anarchism" in text["wikipedia"] or "anarchism" in text["wikipedia"]
     for marker in ("{{", "}}", "[[", "]]", "<ref", "&lt;", "&quot;", "'''"):
@@ -64,7 +66,7 @@ def test_wiki_to_text():
         "[[File:A.png|thumb|A caption with [[a link]]]]\n"
         "== History ==\n"
         "* A list item with [[Target|text]].\n"
-        "{| class=\"wikitable\"\n|-\n| cell || cell\n|}\n"
+        '{| class="wikitable"\n|-\n| cell || cell\n|}\n'
         "<!-- hidden -->Last &amp; final paragraph.\n"
         "== References ==\n"
         "Reference list text that is dropped.\n"
@@ -72,8 +74,9 @@ def test_wiki_to_text():
     )
     out = pool.wiki_to_text(markup)
     paras = out.split("\n\n")
-    assert paras[0] == ("Albedo (from Latin) is the diffuse reflectivity of a surface. See the site. "
-                        "Second line of the paragraph.")
+    assert paras[0] == (
+        "Albedo (from Latin) is the diffuse reflectivity of a surface. See the site. Second line of the paragraph."
+    )
     assert "A list item with text." in paras
     assert paras[-1] == "Last & final paragraph."
     for gone in ("Infobox", "cell", "caption", "hidden", "dropped", "Optics", "de:", "History"):

@@ -36,8 +36,24 @@ def toy_bigbench(tmp_path_factory):
 
 # The --quick grid, shrunk further so that the test runs it twice in about a minute.
 MC_EXAMPLES = 2  # examples per task
-SMALLER = ["--pool-size", "24", "-n", "4", "--seq-len", "32", "--eval-seq-len", "32", "--eval-tokens", "128",
-           "--heldout-tokens", "64", "--mc-examples", str(MC_EXAMPLES), "--max-per-source", "40"]
+SMALLER = [
+    "--pool-size",
+    "24",
+    "-n",
+    "4",
+    "--seq-len",
+    "32",
+    "--eval-seq-len",
+    "32",
+    "--eval-tokens",
+    "128",
+    "--heldout-tokens",
+    "64",
+    "--mc-examples",
+    str(MC_EXAMPLES),
+    "--max-per-source",
+    "40",
+]
 
 
 def _run(argv):
@@ -125,7 +141,11 @@ def test_quick_grid_resumes(quick_runs):
     assert again["cells"]["random|wanda-50|0"]["compress_seconds"] == marker
     # a different budget refuses to mix into the same results
     with pytest.raises(ValueError, match="different settings"):
-        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER[:-2] + ["--max-per-source", "41"])
+        _run(
+            ["bench", "quality", "--quick", "--tiny-model", "--out", str(out)]
+            + SMALLER[:-2]
+            + ["--max-per-source", "41"]
+        )
     with pytest.raises(ValueError, match="mc_examples"):
         _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(out)] + SMALLER + ["--mc-examples", "3"])
 
@@ -134,8 +154,21 @@ def test_missing_task_files_name_the_install_command(tmp_path):
     from zipcal.bench.bigbench import BigBenchError
 
     with pytest.raises(BigBenchError, match="python -m zipcal.bench.bigbench extract"):
-        _run(["bench", "quality", "--quick", "--tiny-model", "--out", str(tmp_path / "out"),
-              "--bigbench-dir", str(tmp_path / "empty"), "--mc-tasks", "heldout-lastword,social_iqa"] + SMALLER)
+        _run(
+            [
+                "bench",
+                "quality",
+                "--quick",
+                "--tiny-model",
+                "--out",
+                str(tmp_path / "out"),
+                "--bigbench-dir",
+                str(tmp_path / "empty"),
+                "--mc-tasks",
+                "heldout-lastword,social_iqa",
+            ]
+            + SMALLER
+        )
 
 
 def test_batched_choice_scores_match_eval(tmp_path):
@@ -171,8 +204,25 @@ def test_paired_statistics():
 
 
 def test_speed_reports_ratios(tmp_path):
-    _run(["bench", "speed", "--tiny-model", "--pool-size", "24", "-n", "4", "--seq-len", "32", "--repeats", "2",
-          "--strategies", "zipcal,random,perplexity", "--out", str(tmp_path)])
+    _run(
+        [
+            "bench",
+            "speed",
+            "--tiny-model",
+            "--pool-size",
+            "24",
+            "-n",
+            "4",
+            "--seq-len",
+            "32",
+            "--repeats",
+            "2",
+            "--strategies",
+            "zipcal,random,perplexity",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     data = json.loads((tmp_path / "speed.json").read_text())
     st = data["strategies"]
     assert st["zipcal"]["ratio_vs_zipcal_select"] == pytest.approx(1.0)

@@ -16,7 +16,13 @@ TEST = DEFAULT_WIKITEXT_DIR / "test.txt"
 def built():
     if not TEST.is_file():  # pragma: no cover - the shared data is part of the checkout's set-up
         pytest.fail(f"WikiText-2 test split missing at {TEST}")
-    heldout = {"wikipedia": ["First paragraph of a held-out article. " * 12 + "It ends here.\n\n" + "A second one, quite long enough to count. " * 10]}
+    heldout = {
+        "wikipedia": [
+            "First paragraph of a held-out article. " * 12
+            + "It ends here.\n\n"
+            + "A second one, quite long enough to count. " * 10
+        ]
+    }
     return tasks.build_tasks(TEST, heldout, examples=300), heldout
 
 
@@ -26,7 +32,9 @@ def test_tasks_are_deterministic(built):
     assert again == items
     # the first k of a larger build are the k of a smaller one: a fair sample
     small = tasks.build_tasks(TEST, heldout, examples=50)
-    assert {t: [it["id"] for it in v] for t, v in small.items()} == {t: [it["id"] for it in v[:50]] for t, v in items.items()}
+    assert {t: [it["id"] for it in v] for t, v in small.items()} == {
+        t: [it["id"] for it in v[:50]] for t, v in items.items()
+    }
 
 
 def test_items_are_well_formed(built):

@@ -78,7 +78,9 @@ def test_select_jsonl_is_byte_identical(tmp_path, capsys, valid_txt):
     blobs = []
     for k in range(2):
         f = tmp_path / f"run{k}.jsonl"
-        rc, out, err = _run(capsys, ["select", valid_txt, "-n", "32", "--strategy", "random", "--seed", "9", "-o", str(f)])
+        rc, out, err = _run(
+            capsys, ["select", valid_txt, "-n", "32", "--strategy", "random", "--seed", "9", "-o", str(f)]
+        )
         assert rc == 0, err
         blobs.append(f.read_bytes())
     assert blobs[0] == blobs[1]
@@ -95,7 +97,20 @@ def test_select_with_gpt2_tokenizer(tmp_path, capsys, valid_txt):
     stats = tmp_path / "stats.json"
     rc, out, err = _run(
         capsys,
-        ["select", valid_txt, "-n", "16", "--tokenizer", "gpt2", "--seq-len", "256", "-o", str(f), "--stats-json", str(stats)],
+        [
+            "select",
+            valid_txt,
+            "-n",
+            "16",
+            "--tokenizer",
+            "gpt2",
+            "--seq-len",
+            "256",
+            "-o",
+            str(f),
+            "--stats-json",
+            str(stats),
+        ],
     )
     assert rc == 0, err
     assert "gpt2" in out and "types fed" in out
@@ -112,7 +127,9 @@ def test_select_with_gpt2_tokenizer(tmp_path, capsys, valid_txt):
 def test_select_strategy_options(tmp_path, capsys, valid_txt):
     f0, f1 = tmp_path / "d0.jsonl", tmp_path / "d1.jsonl"
     for f, draw in ((f0, "0"), (f1, "1")):
-        rc, _, err = _run(capsys, ["select", valid_txt, "-n", "20", "--strategy", "random", "--draw", draw, "-o", str(f), "-q"])
+        rc, _, err = _run(
+            capsys, ["select", valid_txt, "-n", "20", "--strategy", "random", "--draw", draw, "-o", str(f), "-q"]
+        )
         assert rc == 0, err
     recs0 = [json.loads(l) for l in f0.read_text().splitlines()]
     recs1 = [json.loads(l) for l in f1.read_text().splitlines()]
@@ -144,7 +161,9 @@ def test_select_without_input_uses_default_corpus(capsys):
 
 def test_select_window_unit(tmp_path, capsys, valid_txt):
     f = tmp_path / "w.parquet"
-    rc, out, err = _run(capsys, ["select", valid_txt, "-n", "12", "--unit", "window", "--seq-len", "64", "-o", str(f), "-q"])
+    rc, out, err = _run(
+        capsys, ["select", valid_txt, "-n", "12", "--unit", "window", "--seq-len", "64", "-o", str(f), "-q"]
+    )
     assert rc == 0, err
     t = pq.read_table(f)
     assert t.num_rows == 12
@@ -212,7 +231,9 @@ def test_console_script_entry_point(tmp_path, valid_txt):
     meta = json.loads(t.schema.metadata[b"zipcal"])
     assert meta["n"] == 8 and t.num_rows == meta["candidates"] >= 8
     assert r.stderr.strip() == ""
-    bad = subprocess.run([exe, "select", "-q", "-n", "8", str(tmp_path / "missing.txt")], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [exe, "select", "-q", "-n", "8", str(tmp_path / "missing.txt")], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("zipcal: error: ") and bad.stderr.count("\n") == 1
     m = subprocess.run([sys.executable, "-m", "zipcal", "strategies"], capture_output=True, text=True, timeout=120)

@@ -89,8 +89,9 @@ def test_streams_are_read_a_block_at_a_time(tmp_path, docs):
 
 
 def _cli_error(path: Path) -> str:
-    r = subprocess.run([sys.executable, "-m", "zipcal", "select", str(path), "-n", "1", "-q"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "zipcal", "select", str(path), "-n", "1", "-q"], capture_output=True, text=True
+    )
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr

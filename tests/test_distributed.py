@@ -88,7 +88,12 @@ def test_plan_units_split_parquet_by_row_groups(corpus_dir):
 
 @pytest.mark.parametrize(
     "tokenizer, unit, strategy",
-    [("words", "doc", "zipcal"), ("words", "window", "zipcal-zipf"), ("gpt2", "doc", "zipcal"), ("gpt2", "doc", "random")],
+    [
+        ("words", "doc", "zipcal"),
+        ("words", "window", "zipcal-zipf"),
+        ("gpt2", "doc", "zipcal"),
+        ("gpt2", "doc", "random"),
+    ],
 )
 def test_distributed_equals_single_machine(cluster, corpus_dir, tokenizer, unit, strategy):
     src = str(corpus_dir / "*")
@@ -103,8 +108,10 @@ def test_distributed_equals_single_machine(cluster, corpus_dir, tokenizer, unit,
     assert single_pool.report == dist_pool.report
     assert _counts_by_name(single_pool) == _counts_by_name(dist_pool)
     for seed in (0, 3):
-        _same(zipcal.select(single_pool, 24, strategy=strategy, seed=seed),
-              zipcal.select(dist_pool, 24, strategy=strategy, seed=seed))
+        _same(
+            zipcal.select(single_pool, 24, strategy=strategy, seed=seed),
+            zipcal.select(dist_pool, 24, strategy=strategy, seed=seed),
+        )
 
 
 def test_capped_pool_certificate_and_growth(cluster, corpus_dir):

@@ -4,7 +4,6 @@ relevant, the line, row or column; the CLI turns each into one line on stderr an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -50,7 +49,12 @@ def _files(tmp_path: Path):
     """Each broken input: (name, path, expected class, builtin, message parts)."""
     out = {}
     out["missing file"] = (tmp_path / "absent.parquet", SourceNotFoundError, FileNotFoundError, ["absent.parquet"])
-    out["glob matching nothing"] = (tmp_path / "nothing-*.jsonl", SourceNotFoundError, FileNotFoundError, ["nothing-*.jsonl"])
+    out["glob matching nothing"] = (
+        tmp_path / "nothing-*.jsonl",
+        SourceNotFoundError,
+        FileNotFoundError,
+        ["nothing-*.jsonl"],
+    )
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(bytes(range(256)) * 7)
     out["corrupt parquet"] = (corrupt, InputError, ValueError, ["corrupt.parquet"])
@@ -64,7 +68,9 @@ def _files(tmp_path: Path):
     pq.write_table(pa.table({"text": [1, 2, 3]}), intcol)
     out["non-string text column"] = (intcol, InputError, ValueError, ["intcol.parquet", "'text'", "int64"])
     badjson = tmp_path / "bad.jsonl"
-    badjson.write_text('{"text": "a b c"}\n{"text": "d e f"}\n\n{"text": "g h" oops}\n{"text": "i"}\n', encoding="utf-8")
+    badjson.write_text(
+        '{"text": "a b c"}\n{"text": "d e f"}\n\n{"text": "g h" oops}\n{"text": "i"}\n', encoding="utf-8"
+    )
     out["jsonl bad line"] = (badjson, InputError, ValueError, ["bad.jsonl", "line 4", "column"])
     nonstr = tmp_path / "nonstr.jsonl"
     nonstr.write_text('{"text": "a b c"}\n{"text": 17}\n', encoding="utf-8")

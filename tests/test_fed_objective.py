@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import List, Sequence, Set, Tuple
 
 import numpy as np
+import oracle
 import pytest
 
 import zipcal
 import zipcal.tokenizer
 from zipcal import _core
-
-import oracle
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -111,7 +110,11 @@ def test_doc_unit_counts_only_the_fed_prefix(articles, gpt2):
     assert len(pool) == 60 and (pool.tokens <= seq_len).all()
     for i in range(len(pool)):
         assert set(pool.corpus.candidate_types(i).tolist()) == set(_types(table, prefixes[int(pool.rows[i])]))
-    order, _ = oracle.greedy([set(_types(table, p)) for p in prefixes], oracle.uniform_weights({t: 1 for p in prefixes for t in _types(table, p)}), n)
+    order, _ = oracle.greedy(
+        [set(_types(table, p)) for p in prefixes],
+        oracle.uniform_weights({t: 1 for p in prefixes for t in _types(table, p)}),
+        n,
+    )
     assert sel.indices.tolist() == order  # every prefix is a full row: n picks
     assert sel.stats["types_covered"] == len({t for i in order for t in _types(table, prefixes[i])})
 
@@ -129,7 +132,13 @@ def test_every_strategy_feeds_the_same_real_tokens(articles, tokenizer):
     lengths = pool.tokens
     assert (lengths < seq_len).sum() > 100 and (lengths == seq_len).sum() > 100
     results = {}
-    for strategy, opts in [("zipcal", {}), ("zipcal-zipf", {}), ("random", {}), ("random", {"draw": 1}), ("zipcal-words-dataset", {})]:
+    for strategy, opts in [
+        ("zipcal", {}),
+        ("zipcal-zipf", {}),
+        ("random", {}),
+        ("random", {"draw": 1}),
+        ("zipcal-words-dataset", {}),
+    ]:
         sel = zipcal.select(pool, n, strategy=strategy, seed=4, **opts)
         results[(strategy, opts.get("draw"))] = sel
         if tokenizer == "gpt2" or strategy != "zipcal-words-dataset":

@@ -81,7 +81,9 @@ def test_keeps_the_pools_mix_where_plain_coverage_does_not(wikitext_lines):
 
     def share(sel):
         picked = kind[np.asarray(sel.indices)]
-        return np.bincount(picked, weights=np.asarray(sel.token_counts, dtype=float), minlength=2)[1] / sum(sel.token_counts)
+        return np.bincount(picked, weights=np.asarray(sel.token_counts, dtype=float), minlength=2)[1] / sum(
+            sel.token_counts
+        )
 
     mix = zipcal.select(pool, 24, strategy="zipcal-mix", seed=0)
     plain = zipcal.select(pool, 24, strategy="zipcal", seed=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import List, NamedTuple, Optional, Sequence, Set, Tuple
 
-import numpy as np
+import oracle
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -13,14 +13,41 @@ from hypothesis import strategies as st
 import zipcal
 from zipcal import _core
 
-import oracle
-
 # A small vocabulary so that type sets overlap a lot; case variants and non-ASCII
 # words exercise the lowercasing (Rust's full Unicode mapping vs Python's str.lower).
 VOCAB = [
-    "a", "A", "b", "B", "ab", "Ab", "abc", "cab", "the", "The", "THE", "fox", "dog",
-    "über", "Über", "ÜBER", "straße", "STRASSE", "σοφός", "ΣΟΦΟΣ", "İstanbul", "ǅemal",
-    "日本", "東京", "москва", "Москва", "3.14", "42", "don't", "e-mail", "naïve", "café",
+    "a",
+    "A",
+    "b",
+    "B",
+    "ab",
+    "Ab",
+    "abc",
+    "cab",
+    "the",
+    "The",
+    "THE",
+    "fox",
+    "dog",
+    "über",
+    "Über",
+    "ÜBER",
+    "straße",
+    "STRASSE",
+    "σοφός",
+    "ΣΟΦΟΣ",
+    "İstanbul",
+    "ǅemal",
+    "日本",
+    "東京",
+    "москва",
+    "Москва",
+    "3.14",
+    "42",
+    "don't",
+    "e-mail",
+    "naïve",
+    "café",
 ]
 SEPARATORS = [" ", " ", " ", "  ", "\n", "\t", ", ", ". ", " - ", "\u00a0", "\u3000", "\x1c"]
 NON_WORDS = ["", "   ", " \n\t ", "!!!", "-- ?", "\u3000", "\x1f", " . , ; "]
@@ -93,9 +120,7 @@ def oracle_select(
     return order, gains, oc
 
 
-SETTINGS = settings(
-    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

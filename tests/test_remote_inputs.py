@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,8 +44,11 @@ def local(tmp_path_factory, docs):
         (d / f"c4-train.{k:05d}-of-00002.json.gz").write_bytes(gzip.compress(body.encode()))
     (d / "README").write_text("not a corpus file\n")
     (d / "parquet" / "en").mkdir(parents=True)
-    pq.write_table(pa.table({"text": docs, "n": list(range(len(docs)))}), d / "parquet" / "en" / "part-0.parquet",
-                   row_group_size=100)
+    pq.write_table(
+        pa.table({"text": docs, "n": list(range(len(docs)))}),
+        d / "parquet" / "en" / "part-0.parquet",
+        row_group_size=100,
+    )
     return d
 
 
@@ -63,8 +65,11 @@ def s3(local):
     server.start()
     host, port = server.get_host_and_port()
     env = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -119,15 +124,23 @@ def test_s3_list_of_urls_and_mixed_local(s3, local):
 
 
 def _cli(args, env):
-    return subprocess.run([sys.executable, "-m", "zipcal", "select", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "zipcal", "select", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("url,message", [
-    (f"s3://{BUCKET}/c4-train.00009-of-00002.json.gz", "no such object"),
-    ("s3://no-such-bucket/shard.jsonl.gz", "no such bucket 'no-such-bucket'"),
-    (f"s3://{BUCKET}/nothing-*.parquet", "the pattern matches no object"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        (f"s3://{BUCKET}/c4-train.00009-of-00002.json.gz", "no such object"),
+        ("s3://no-such-bucket/shard.jsonl.gz", "no such bucket 'no-such-bucket'"),
+        (f"s3://{BUCKET}/nothing-*.parquet", "the pattern matches no object"),
+    ],
+)
 def test_cli_s3_errors_are_one_line_and_exit_2(s3, tmp_path, url, message):
     out = tmp_path / "picks.jsonl"
     r = _cli([url, "-n", "4", "--tokenizer", "words", "-o", str(out)], s3)
@@ -153,6 +166,7 @@ def test_credentials_never_appear_in_errors(s3):
 
 # ---------------------------------------------------------------- http(s)
 
+
 @pytest.fixture(scope="module")
 def web(local):
     handler = functools.partial(_QuietHandler, directory=str(local))
@@ -172,8 +186,10 @@ def test_http_jsonl_gz_and_parquet_select_like_local(web, local):
     shard = "c4-train.00000-of-00002.json.gz"
     _same(zipcal.select(f"{web}/{shard}", 8, **KW), zipcal.select(str(local / shard), 8, **KW))
     pqf = "parquet/en/part-0.parquet"
-    _same(zipcal.select(f"{web}/{pqf}", 8, keep_texts=False, **KW),
-          zipcal.select(str(local / pqf), 8, keep_texts=False, **KW))
+    _same(
+        zipcal.select(f"{web}/{pqf}", 8, keep_texts=False, **KW),
+        zipcal.select(str(local / pqf), 8, keep_texts=False, **KW),
+    )
 
 
 def test_http_missing_file_and_glob(web):
@@ -184,6 +200,7 @@ def test_http_missing_file_and_glob(web):
 
 
 # ---------------------------------------------------------------- fsspec (the path hf:// takes)
+
 
 def test_fsspec_filesystem_with_glob(local):
     fsspec = pytest.importorskip("fsspec")
@@ -200,16 +217,19 @@ def test_unknown_scheme_is_named():
         zipcal.select("nosuchscheme://bucket/x.jsonl", 4, **KW)
 
 
-@pytest.mark.parametrize("pattern,key,hit", [
-    ("a/*.jsonl", "a/x.jsonl", True),
-    ("a/*.jsonl", "a/b/x.jsonl", False),
-    ("a/**/*.jsonl", "a/x.jsonl", True),
-    ("a/**/*.jsonl", "a/b/c/x.jsonl", True),
-    ("a/part-?.parquet", "a/part-1.parquet", True),
-    ("a/part-?.parquet", "a/part-10.parquet", False),
-    ("a/[!x]*.gz", "a/y.gz", True),
-    ("a/[!x]*.gz", "a/x.gz", False),
-    ("a/c4.json.gz", "a/c4xjson.gz", False),
-])
+@pytest.mark.parametrize(
+    "pattern,key,hit",
+    [
+        ("a/*.jsonl", "a/x.jsonl", True),
+        ("a/*.jsonl", "a/b/x.jsonl", False),
+        ("a/**/*.jsonl", "a/x.jsonl", True),
+        ("a/**/*.jsonl", "a/b/c/x.jsonl", True),
+        ("a/part-?.parquet", "a/part-1.parquet", True),
+        ("a/part-?.parquet", "a/part-10.parquet", False),
+        ("a/[!x]*.gz", "a/y.gz", True),
+        ("a/[!x]*.gz", "a/x.gz", False),
+        ("a/c4.json.gz", "a/c4xjson.gz", False),
+    ],
+)
 def test_glob_over_keys(pattern, key, hit):
     assert bool(remote._glob_regex(pattern).match(key)) == hit

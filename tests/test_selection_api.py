@@ -356,7 +356,9 @@ def test_save_is_atomic(tmp_path, words_pool, monkeypatch, exc):
 @pytest.mark.parametrize("tokenizer", ["words", "gpt2"])
 def test_window_candidates(wikitext_valid, tokenizer):
     seq_len = 48
-    pool = zipcal.load_pool(str(wikitext_valid), tokenizer=tokenizer, unit="window", seq_len=seq_len, min_tokens=8, text_split="line")
+    pool = zipcal.load_pool(
+        str(wikitext_valid), tokenizer=tokenizer, unit="window", seq_len=seq_len, min_tokens=8, text_split="line"
+    )
     assert pool.unit == "window"
     assert (pool.tokens <= seq_len).all() and (pool.tokens >= 8).all()
     assert pool.windows.max() > 0

@@ -70,9 +70,7 @@ def test_parquet_row_groups(tmp_path, texts):
     pq.write_table(table_of(texts), p, row_group_size=37)
     opts = src.ReadOptions(text_column="text", batch_rows=50)
     rows = [
-        (b.first_row + i, t)
-        for b in src._parquet(str(p), opts, [1, 2], 37)
-        for i, t in enumerate(b.array.to_pylist())
+        (b.first_row + i, t) for b in src._parquet(str(p), opts, [1, 2], 37) for i, t in enumerate(b.array.to_pylist())
     ]
     assert rows == list(enumerate(texts))[37:111]
 
@@ -101,7 +99,9 @@ def test_parquet_core_reader_gives_the_rows_pyarrow_gives(tmp_path, texts, monke
     numbered the same, for whole files and for row groups."""
     rows = [None if i % 11 == 5 else t for i, t in enumerate(texts)]
     p = tmp_path / "c.parquet"
-    pq.write_table(pa.table({"id": np.arange(len(rows)), "text": pa.array(rows, type=column_type)}), p, row_group_size=37)
+    pq.write_table(
+        pa.table({"id": np.arange(len(rows)), "text": pa.array(rows, type=column_type)}), p, row_group_size=37
+    )
     for kw in (
         {},
         {"row_groups": [2, 0], "first_row": 0},
@@ -121,8 +121,8 @@ def test_parquet_core_batches_are_ingested_as_checked_text(tmp_path, texts, monk
     """Batches of the core's Parquet reader come with a `_core.TextBatch` (text the
     Parquet decoder checked as UTF-8), which Python cannot make. Ingested as it is, it
     gives the corpus the same batch, read as a plain Arrow array, gives."""
-    from zipcal import _core
     import zipcal.sources as src
+    from zipcal import _core
 
     monkeypatch.delenv("ZIPCAL_PARQUET_READER", raising=False)
     rows = [None if i % 13 == 4 else t for i, t in enumerate(texts)]

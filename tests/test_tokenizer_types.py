@@ -8,6 +8,7 @@ import string
 from pathlib import Path
 from typing import Dict, List
 
+import helpers_tokenizers as ht
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,8 +17,6 @@ from hypothesis import strategies as st
 import zipcal
 import zipcal.tokenizer
 from zipcal import _core
-
-import helpers_tokenizers as ht
 
 WIKITEXT_VALID = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wikitext-2" / "valid.txt").resolve()
 
@@ -267,22 +266,63 @@ def test_chunked_types_match_python(tok_setup):
 
 
 _ASCII_FRAGMENTS = [
-    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'", "''", "'S", "'x", " '", "it's", "don't",
-    " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\x0b", "\x0c", "\x1c", "\x7f", "\x00",
-    "0", "12", "2024", "3.14", "1,000", "a1b2", "__init__", "->", "!=", "...", "--", "(x)",
-    "<", "<|endoftext|>", "<|im_start|>", "http://a.b/c?d=1", "e-mail",
+    "'s",
+    "'t",
+    "'re",
+    "'ve",
+    "'m",
+    "'ll",
+    "'d",
+    "'",
+    "''",
+    "'S",
+    "'x",
+    " '",
+    "it's",
+    "don't",
+    " ",
+    "  ",
+    "   ",
+    "\n",
+    "\n\n",
+    "\t",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x7f",
+    "\x00",
+    "0",
+    "12",
+    "2024",
+    "3.14",
+    "1,000",
+    "a1b2",
+    "__init__",
+    "->",
+    "!=",
+    "...",
+    "--",
+    "(x)",
+    "<",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "http://a.b/c?d=1",
+    "e-mail",
 ]
 
 
 @settings(max_examples=250, deadline=None)
-@given(parts=st.lists(
-    st.one_of(
-        st.sampled_from(_ASCII_FRAGMENTS),
-        st.text(alphabet=string.ascii_letters, min_size=1, max_size=40),
-        st.text(alphabet=string.printable + "\x0b\x0c\x1c\x1f\x7f", max_size=12),
-    ),
-    max_size=30,
-))
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.sampled_from(_ASCII_FRAGMENTS),
+            st.text(alphabet=string.ascii_letters, min_size=1, max_size=40),
+            st.text(alphabet=string.printable + "\x0b\x0c\x1c\x1f\x7f", max_size=12),
+        ),
+        max_size=30,
+    )
+)
 def test_fast_path_equals_tokenizers_on_random_ascii(tok_setup, parts):
     name, text, tok, seg = tok_setup
     doc = "".join(parts)
@@ -344,17 +384,29 @@ def test_fast_path_with_an_added_token_declines_only_chunks_holding_it():
 
     config = json.loads(zipcal.tokenizer.gpt2_tokenizer_json())
     next_id = max(config["model"]["vocab"].values()) + 1
-    config["added_tokens"].append({
-        "id": next_id, "content": "helloqz", "single_word": False, "lstrip": False,
-        "rstrip": False, "normalized": False, "special": False,
-    })
+    config["added_tokens"].append(
+        {
+            "id": next_id,
+            "content": "helloqz",
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": False,
+        }
+    )
     text = json.dumps(config)
     tok = tokenizers.Tokenizer.from_str(text)
     seg = _core.Segmenter.from_json(text, "gpt2+helloqz")
     assert seg.chunkable and seg.fast_path
     table = seg.token_types().astype(np.int64)
-    for doc in ["helloqz world", "Othello said helloqz, helloqzs and shelloqz!", "no added token, hello",
-                "x helloqz y", "HELLOQZ helloq z"]:
+    for doc in [
+        "helloqz world",
+        "Othello said helloqz, helloqzs and shelloqz!",
+        "no added token, hello",
+        "x helloqz y",
+        "HELLOQZ helloq z",
+    ]:
         ids = tok.encode(doc, add_special_tokens=False).ids
         assert (next_id in ids) == ("helloqz" in doc)
         want = [int(table[i]) for i in ids]

@@ -126,7 +126,8 @@ class Corpus:
     def add_texts(self, texts: Sequence[Optional[str]], first_row: int) -> Dict[str, int]:
         """Ingest Python strings (None = null row)."""
     def report(self) -> Dict[str, int]:
-        """Counters over everything ingested (rows, null_rows, empty_rows, short_candidates, candidates, tokens, bytes)."""
+        """Counters over everything ingested (rows, null_rows, empty_rows, short_candidates,
+        candidates, tokens, bytes)."""
     def shard_parts(self) -> Dict[str, Any]:
         """This corpus as a shard of a larger one: numpy arrays ``offsets``, ``types``,
         ``rows``, ``windows``, ``tokens``, ``counts``; ``names`` (words mode: each type's
@@ -173,4 +174,5 @@ def normalize_type(text: str) -> Optional[str]: ...
 def chunks(text: str) -> List[str]: ...
 def set_num_threads(n: int) -> int:
     """Set worker threads (0 = default); returns the previous setting."""
+
 def get_num_threads() -> int: ...

@@ -281,7 +281,9 @@ def perplexity_strategy(
     seqs = _encode(tok, _texts(pool), max_length)
     _check_vocab(seqs, m)
     with _OnDevice(m, device) as dev:
-        nll, tokens = sequence_nll(m, seqs, pad_id=_pad_id(tok, m), batch_size=batch_size, device=dev, progress=progress)
+        nll, tokens = sequence_nll(
+            m, seqs, pad_id=_pad_id(tok, m), batch_size=batch_size, device=dev, progress=progress
+        )
     ranking = np.lexsort((np.arange(len(nll)), nll))  # ascending, ties by index
     info: Dict[str, Any] = {}
     if band_pair is None:
@@ -309,7 +311,9 @@ def perplexity_strategy(
             "scored_candidates": len(seqs),
             "picked_perplexity_min": float(picked_ppl.min()),
             "picked_perplexity_max": float(picked_ppl.max()),
-            "pool_perplexity_median": float(np.exp(np.median(nll[np.isfinite(nll)]))) if np.isfinite(nll).any() else None,
+            "pool_perplexity_median": float(np.exp(np.median(nll[np.isfinite(nll)])))
+            if np.isfinite(nll).any()
+            else None,
         }
     )
     return Picked(candidates=chosen.astype(np.int64), info=info)
@@ -345,7 +349,7 @@ def layer_embeddings(
             feats = torch.cat(pooled, dim=-1).cpu().numpy().astype(np.float64)
             for j, i in enumerate(idx):
                 rows[int(i)] = feats[j]
-    return np.stack(rows), tokens
+    return np.stack([r for r in rows if r is not None]), tokens
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 50) -> Tuple[np.ndarray, np.ndarray]:
@@ -456,7 +460,9 @@ def cola_strategy(
     seqs = _encode(tok, _texts(pool), max_length)
     _check_vocab(seqs, m)
     with _OnDevice(m, device) as dev:
-        feats, tokens = layer_embeddings(m, seqs, pad_id=_pad_id(tok, m), batch_size=batch_size, device=dev, progress=progress)
+        feats, tokens = layer_embeddings(
+            m, seqs, pad_id=_pad_id(tok, m), batch_size=batch_size, device=dev, progress=progress
+        )
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((feats.shape[1], dims)) / math.sqrt(dims)
     z = feats @ proj
@@ -609,8 +615,10 @@ def self_generate(
     m, tok = _resolve_model(model, tokenizer or model_tokenizer, pool)
     rng = np.random.default_rng(seed)
     if recipe == "bos":
-        temp = _pair("temperature", temperature) if isinstance(temperature, (str, list, tuple)) else (
-            1.0 if temperature is None else float(temperature)
+        temp = (
+            _pair("temperature", temperature)
+            if isinstance(temperature, (str, list, tuple))
+            else (1.0 if temperature is None else float(temperature))
         )
         params: Dict[str, Any] = {
             "temperature": list(temp) if isinstance(temp, tuple) else temp,
@@ -654,10 +662,17 @@ def self_generate(
     tokens = 0
     with _OnDevice(m, device) as dev:
         ids = sample_sequences(
-            m, prompts, gen_length,
-            temperature=params["temperature"], top_k=params["top_k"], top_p=params["top_p"],
-            repetition_penalty=params["repetition_penalty"], batch_size=batch_size,
-            seed=int(rng.integers(2**31 - 1)), device=dev, progress=progress,
+            m,
+            prompts,
+            gen_length,
+            temperature=params["temperature"],
+            top_k=params["top_k"],
+            top_p=params["top_p"],
+            repetition_penalty=params["repetition_penalty"],
+            batch_size=batch_size,
+            seed=int(rng.integers(2**31 - 1)),
+            device=dev,
+            progress=progress,
         )
         tokens += sum(len(p) for p in prompts) + gen_length * len(prompts)
         nll = None
@@ -668,8 +683,14 @@ def self_generate(
         else:
             kept = np.arange(len(ids))
     return {
-        "ids": ids, "nll": nll, "kept": kept, "sources": sources, "tokens": int(tokens),
-        "device": str(dev), "params": params, "gen_length": gen_length,
+        "ids": ids,
+        "nll": nll,
+        "kept": kept,
+        "sources": sources,
+        "tokens": int(tokens),
+        "device": str(dev),
+        "params": params,
+        "gen_length": gen_length,
     }
 
 

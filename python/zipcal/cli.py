@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import textwrap
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from . import __version__
 from .errors import ZipcalError
@@ -32,17 +32,47 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="Parquet / Arrow / JSONL / text files, globs or folders (none: the embedded default corpus)",
     )
-    p.add_argument("--tokenizer", default="words", help="'words' (default), 'gpt2', or a tokenizer.json (or its folder)")
+    p.add_argument(
+        "--tokenizer", default="words", help="'words' (default), 'gpt2', or a tokenizer.json (or its folder)"
+    )
     p.add_argument("--text-column", default="text", help="text column of tabular inputs (default: text)")
-    p.add_argument("--text-split", choices=["auto", "line", "blank"], default="auto", help="plain text: one document per line or per blank-line-separated paragraph")
-    p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict", help="invalid UTF-8 in text files: fail (default) or replace and count")
-    p.add_argument("--unit", choices=["window", "doc"], default="window", help="candidates: every seq-len-token window of every document (default), or each document's first seq-len tokens")
+    p.add_argument(
+        "--text-split",
+        choices=["auto", "line", "blank"],
+        default="auto",
+        help="plain text: one document per line or per blank-line-separated paragraph",
+    )
+    p.add_argument(
+        "--encoding-errors",
+        choices=["strict", "replace"],
+        default="strict",
+        help="invalid UTF-8 in text files: fail (default) or replace and count",
+    )
+    p.add_argument(
+        "--unit",
+        choices=["window", "doc"],
+        default="window",
+        help="candidates: every seq-len-token window of every document (default), "
+        "or each document's first seq-len tokens",
+    )
     p.add_argument("--seq-len", type=int, default=2048, help="tokens per calibration row (default 2048)")
     p.add_argument("--min-tokens", type=int, default=None, help="skip candidates shorter than this (default 16)")
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: ZIPCAL_NUM_THREADS or all CPUs)")
-    p.add_argument("--max-candidates", type=int, default=None, help="bounded memory: keep only this many candidates (largest type sets)")
-    p.add_argument("--max-memory", default=None, help="bounded memory: approximate budget for candidates and their texts, e.g. 2G")
-    p.add_argument("--keep-texts", choices=["auto", "yes", "no"], default="auto", help="keep texts in memory, or re-read the selected rows from the files (auto: keep below 256 MiB of input)")
+    p.add_argument(
+        "--max-candidates",
+        type=int,
+        default=None,
+        help="bounded memory: keep only this many candidates (largest type sets)",
+    )
+    p.add_argument(
+        "--max-memory", default=None, help="bounded memory: approximate budget for candidates and their texts, e.g. 2G"
+    )
+    p.add_argument(
+        "--keep-texts",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="keep texts in memory, or re-read the selected rows from the files (auto: keep below 256 MiB of input)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
 
 
@@ -154,7 +184,8 @@ def cmd_select(args: argparse.Namespace) -> int:
                 f"{s['tokens_fed']} of {s['n'] * s['row_capacity']} "
                 f"({s['pad_tokens']} padding, {100 * s['pad_fraction']:.1f}%)"
             ),
-            "types fed": f"{s['types_covered']} / {s['types_available']} ({100 * (s['coverage'] or 0):.1f}% of the pool)",
+            "types fed": f"{s['types_covered']} / {s['types_available']} "
+            f"({100 * (s['coverage'] or 0):.1f}% of the pool)",
             "type-token ratio": f"{_fmt(s['type_token_ratio'])} (pool {_fmt(s['pool_type_token_ratio'])})",
             "Zipf exponent": f"{_fmt(s['zipf_exponent'])} (pool {_fmt(s['pool_zipf_exponent'])})",
             "read + tokenize": f"{s['ingest_seconds']:.3f} s",
@@ -182,7 +213,9 @@ def _ray_pool(source: Any, args: argparse.Namespace) -> Any:
     if source is None:
         raise InvalidArgumentError("--ray needs input files (the embedded corpus is selected locally)")
     if args.max_memory is not None or args.keep_texts != "auto":
-        raise InvalidArgumentError("--ray bounds memory with --max-candidates; --max-memory and --keep-texts do not apply")
+        raise InvalidArgumentError(
+            "--ray bounds memory with --max-candidates; --max-memory and --keep-texts do not apply"
+        )
     from . import distributed
 
     kw = _pool_kwargs(args)
@@ -199,7 +232,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, indent=2, default=float))
     else:
-        _print_table(f"zipcal stats ({'default corpus' if not args.inputs else ', '.join(args.inputs)})", stats, sys.stdout)
+        _print_table(
+            f"zipcal stats ({'default corpus' if not args.inputs else ', '.join(args.inputs)})", stats, sys.stdout
+        )
     if args.plot:
         from .stats import plot_rank_frequency
 
@@ -227,22 +262,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("select", help="choose calibration samples", description="Choose n calibration samples by lexical coverage (or another strategy).")
+    p = sub.add_parser(
+        "select",
+        help="choose calibration samples",
+        description="Choose n calibration samples by lexical coverage (or another strategy).",
+    )
     _common_input_args(p)
-    p.add_argument("-n", type=int, default=128, help="calibration rows of --seq-len tokens to fill (default 128); short candidates share rows")
-    p.add_argument("--strategy", default="zipcal", help="zipcal (default), zipcal-zipf, zipcal-words-dataset, random, ... (see `zipcal strategies`)")
+    p.add_argument(
+        "-n",
+        type=int,
+        default=128,
+        help="calibration rows of --seq-len tokens to fill (default 128); short candidates share rows",
+    )
+    p.add_argument(
+        "--strategy",
+        default="zipcal",
+        help="zipcal (default), zipcal-zipf, zipcal-words-dataset, random, ... (see `zipcal strategies`)",
+    )
     p.add_argument("--weighting", choices=["uniform", "zipf"], default=None, help="type weights for zipcal strategies")
-    p.add_argument("--draw", type=int, default=None, help="random strategy: index of a disjoint draw with the same seed")
+    p.add_argument(
+        "--draw", type=int, default=None, help="random strategy: index of a disjoint draw with the same seed"
+    )
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     p.add_argument("-o", "--output", help="write the selection to this .parquet or .jsonl file (atomically)")
     p.add_argument("--stats-json", help="also write pool and selection statistics to this JSON file")
     p.add_argument("--plot", help="write a rank-frequency plot (PNG) of pool vs selection (needs matplotlib)")
     p.add_argument(
-        "--ray", action="store_true",
-        help="read and tokenize on Ray Data (the cluster at RAY_ADDRESS, else a local one); inputs must be files every worker can read",
+        "--ray",
+        action="store_true",
+        help="read and tokenize on Ray Data (the cluster at RAY_ADDRESS, else a local one); "
+        "inputs must be files every worker can read",
     )
-    p.add_argument("--ray-cpus-per-task", type=int, default=1, help="with --ray: CPUs (tokenization threads) per task (default 1)")
+    p.add_argument(
+        "--ray-cpus-per-task", type=int, default=1, help="with --ray: CPUs (tokenization threads) per task (default 1)"
+    )
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("stats", help="corpus statistics (types, tokens, Zipf exponent)")
@@ -262,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from .compress.cli import register as register_compress
     except ImportError:
-        register_compress = None
-    if register_compress is not None:
+        pass
+    else:
         register_compress(sub)
     return parser
 

@@ -26,7 +26,15 @@ from . import remote
 from .errors import InputError
 
 # extension -> codec
-COMPRESSION_EXT = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz", ".lz4": "lz4"}
+COMPRESSION_EXT = {
+    ".gz": "gzip",
+    ".gzip": "gzip",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".bz2": "bz2",
+    ".xz": "xz",
+    ".lz4": "lz4",
+}
 CODEC_MAGIC = {
     "gzip": b"\x1f\x8b",
     "zstd": b"\x28\xb5\x2f\xfd",
@@ -108,7 +116,7 @@ def open_stream(path: str) -> BinaryIO:
                 f"{path}: the name says {CODEC_NAME[codec]}-compressed, but the file "
                 + (f"looks like {what}" if what else "is not (it starts like plain text)")
             )
-        stream = _decompressor(path, codec)
+        stream: Any = _decompressor(path, codec)  # a BufferedReader: it peeks
         try:
             inner = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         except InputError:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import List
 
 DESCRIPTION = (
-    "the Python documentation topics shipped with every Python (pydoc_data.topics), "
-    "one document per paragraph"
+    "the Python documentation topics shipped with every Python (pydoc_data.topics), one document per paragraph"
 )
 
 

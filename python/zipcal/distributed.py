@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from . import _core, errors
 from .errors import InvalidArgumentError, MissingDependencyError
+from .remote import is_url
 from .selection import (
     DEFAULT_MIN_TOKENS,
     DEFAULT_UNIT,
@@ -53,7 +54,6 @@ from .selection import (
     add_batch,
     row_capacity,
 )
-from .remote import is_url
 from .selection import select as _select
 from .sources import (
     PARQUET_EXT,
@@ -87,7 +87,9 @@ class WorkUnit:
     row_groups: Optional[Tuple[int, ...]] = None
 
 
-def plan_units(paths: Sequence[str], text_column: Optional[str] = "text", unit_bytes: int = DEFAULT_UNIT_BYTES) -> List[WorkUnit]:
+def plan_units(
+    paths: Sequence[str], text_column: Optional[str] = "text", unit_bytes: int = DEFAULT_UNIT_BYTES
+) -> List[WorkUnit]:
     """Split files into work units of about ``unit_bytes`` of uncompressed data:
     Parquet files by runs of row groups (from their footers, without reading data),
     other files whole."""
@@ -130,6 +132,7 @@ def unit_batches(unit: WorkUnit, opts: ReadOptions, counters: Optional[ReadCount
 
 # ---------------------------------------------------------------- workers
 
+
 def _tokenizer_spec(tokenizer: Any) -> Tuple[str, str]:
     """(kind, payload) a worker can rebuild the segmenter from: ("words", ""), or
     ("json", tokenizer.json text), for a tokenizer that :func:`resolve` accepted."""
@@ -169,12 +172,16 @@ def ingest_unit(unit: WorkUnit, settings: Dict[str, Any], spec: Tuple[str, str])
     """Ingest one work unit into a fresh corpus and export it as a shard (rows
     relative to the unit). Runs on a worker; plain Python, usable without Ray."""
     opts = ReadOptions(
-        text_column=settings["text_column"], text_split=settings["text_split"],
+        text_column=settings["text_column"],
+        text_split=settings["text_split"],
         encoding_errors=settings["encoding_errors"],
     )
     corpus = _core.Corpus(
-        _worker_segmenter(spec), unit=settings["unit"], seq_len=settings["seq_len"],
-        min_tokens=settings["min_tokens"], cache_capacity=settings["cache_capacity"],
+        _worker_segmenter(spec),
+        unit=settings["unit"],
+        seq_len=settings["seq_len"],
+        min_tokens=settings["min_tokens"],
+        cache_capacity=settings["cache_capacity"],
         max_candidates=settings["max_candidates"],
     )
     counters = ReadCounters()
@@ -202,7 +209,9 @@ def _ray_task(row: Dict[str, Any], settings: Dict[str, Any], spec_ref: Any) -> D
     except errors.ZipcalError as e:  # re-raised on the driver with its own class
         return {"index": unit.index, "shard": b"", "error": pickle.dumps((type(e).__name__, str(e))), "seconds": 0.0}
     return {
-        "index": unit.index, "shard": pickle.dumps(parts, protocol=5), "error": b"",
+        "index": unit.index,
+        "shard": pickle.dumps(parts, protocol=5),
+        "error": b"",
         "seconds": time.perf_counter() - t0,
     }
 
@@ -216,6 +225,7 @@ def _raise_remote(blob: bytes) -> None:
 
 
 # ---------------------------------------------------------------- driver
+
 
 def _require_ray() -> Any:
     try:
@@ -309,19 +319,29 @@ def load_pool(
     spec = _tokenizer_spec(tokenizer)
     capacity = row_capacity(segmenter, seq_len)  # candidates' length: what a row feeds
     settings = dict(
-        unit=unit, seq_len=capacity, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
-        max_candidates=max_candidates, text_column=text_column, text_split=text_split,
-        encoding_errors=encoding_errors, threads=cpus_per_task,
+        unit=unit,
+        seq_len=capacity,
+        min_tokens=int(min_tokens),
+        cache_capacity=cache_capacity,
+        max_candidates=max_candidates,
+        text_column=text_column,
+        text_split=text_split,
+        encoding_errors=encoding_errors,
+        threads=cpus_per_task,
     )
     corpus = _core.Corpus(
-        segmenter, unit=unit, seq_len=capacity, min_tokens=int(min_tokens), cache_capacity=cache_capacity,
+        segmenter,
+        unit=unit,
+        seq_len=capacity,
+        min_tokens=int(min_tokens),
+        cache_capacity=cache_capacity,
         max_candidates=max_candidates,
     )
     t0 = time.perf_counter()
     spec_ref = ray.put(spec)
-    ds = ray.data.from_items(
-        [{"unit": pickle.dumps(u)} for u in units], override_num_blocks=max(1, len(units))
-    ).map(_ray_task, fn_kwargs={"settings": settings, "spec_ref": spec_ref}, num_cpus=cpus_per_task)
+    ds = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units], override_num_blocks=max(1, len(units))).map(
+        _ray_task, fn_kwargs={"settings": settings, "spec_ref": spec_ref}, num_cpus=cpus_per_task
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -360,20 +380,36 @@ def load_pool(
     elapsed = time.perf_counter() - t0
     parts = [_Part(first, shown[u.path], u.first_row, None, n) for first, u, n in parts_meta]
     pool = Pool(
-        corpus, segmenter, parts, tokenizer=tokenizer, unit=unit, seq_len=seq_len,
-        min_tokens=int(min_tokens), ingest_seconds=elapsed,
+        corpus,
+        segmenter,
+        parts,
+        tokenizer=tokenizer,
+        unit=unit,
+        seq_len=seq_len,
+        min_tokens=int(min_tokens),
+        ingest_seconds=elapsed,
         invalid_utf8_rows=invalid + int(corpus.report()["invalid_utf8_rows"]),
     )
     pool.max_candidates = max_candidates
     pool._fetch = _fetcher(units, starts, opts)
     again = dict(
-        tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens, text_column=text_column,
-        text_split=text_split, encoding_errors=encoding_errors, cache_capacity=cache_capacity,
-        unit_bytes=unit_bytes, cpus_per_task=cpus_per_task, progress=progress,
+        tokenizer=tokenizer,
+        unit=unit,
+        seq_len=seq_len,
+        min_tokens=min_tokens,
+        text_column=text_column,
+        text_split=text_split,
+        encoding_errors=encoding_errors,
+        cache_capacity=cache_capacity,
+        unit_bytes=unit_bytes,
+        cpus_per_task=cpus_per_task,
+        progress=progress,
     )
     pool._reload = lambda cap: load_pool(source, max_candidates=cap, **again)
     pool.distributed = {  # type: ignore[attr-defined]
-        "tasks": len(units), "task_seconds": task_seconds, "wall_seconds": elapsed,
+        "tasks": len(units),
+        "task_seconds": task_seconds,
+        "wall_seconds": elapsed,
         "cluster_cpus": ray.cluster_resources().get("CPU"),
     }
     log.info("read %s on Ray: %d tasks in %.1fs", pool, len(units), elapsed)
@@ -402,9 +438,17 @@ def select(
     """:func:`zipcal.select` with ingestion on Ray Data (see :func:`load_pool`). The
     result equals ``zipcal.select`` on the same files, strategy and seed."""
     pool = load_pool(
-        source, tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens,
-        text_column=text_column, text_split=text_split, encoding_errors=encoding_errors,
-        max_candidates=max_candidates, unit_bytes=unit_bytes, cpus_per_task=cpus_per_task,
+        source,
+        tokenizer=tokenizer,
+        unit=unit,
+        seq_len=seq_len,
+        min_tokens=min_tokens,
+        text_column=text_column,
+        text_split=text_split,
+        encoding_errors=encoding_errors,
+        max_candidates=max_candidates,
+        unit_bytes=unit_bytes,
+        cpus_per_task=cpus_per_task,
         progress=progress,
     )
     return _select(pool, n, strategy=strategy, seed=seed, **options)

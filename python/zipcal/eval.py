@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-from .errors import ZipcalError
 import json
 import logging
 import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+from .errors import ZipcalError
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ def load_eval_text(text_or_path: TextLike, column: str = "text") -> str:
     string is used as the text itself."""
     if isinstance(text_or_path, (list, tuple)):
         return "\n\n".join(text_or_path)
-    if isinstance(text_or_path, os.PathLike) or (
-        isinstance(text_or_path, str) and _looks_like_path(text_or_path)
-    ):
+    if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and _looks_like_path(text_or_path)):
         p = Path(text_or_path)
         if p.is_dir():
             for name in ("test.txt", "wiki.test.raw", "wiki.test.tokens"):
@@ -189,7 +188,9 @@ def _continuation(context: str, choice: str) -> str:
     return choice
 
 
-def choice_loglikelihoods(model: Any, tokenizer: Any, context: str, choices: Sequence[str], device: Any = None) -> List[float]:
+def choice_loglikelihoods(
+    model: Any, tokenizer: Any, context: str, choices: Sequence[str], device: Any = None
+) -> List[float]:
     """Sum of log-probabilities of each choice's tokens given the context.
 
     Context and continuation are tokenized as one string and split at the
@@ -248,7 +249,9 @@ def multiple_choice(
 # --------------------------------------------------------------------------
 # lm-eval adapter
 # --------------------------------------------------------------------------
-def lm_eval_tasks(model: Any, tokenizer: Any, tasks: Sequence[str], batch_size: int = 1, **kwargs: Any) -> Dict[str, Any]:
+def lm_eval_tasks(
+    model: Any, tokenizer: Any, tasks: Sequence[str], batch_size: int = 1, **kwargs: Any
+) -> Dict[str, Any]:
     """Run EleutherAI ``lm-eval`` tasks on an in-memory model (needs ``pip install lm-eval``).
 
     Returns lm-eval's ``results`` dict. Task data is whatever lm-eval finds

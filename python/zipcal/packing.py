@@ -48,15 +48,15 @@ class Budget:
     def tokens(self) -> int:
         return self.rows * self.capacity
 
-    def take(self, order: Sequence[int]) -> np.ndarray:
+    def take(self, order: "Sequence[int] | np.ndarray") -> np.ndarray:
         """The shortest prefix of ``order`` whose costs reach the budget (all of
         ``order`` when they never do)."""
-        order = np.asarray(order, dtype=np.int64)
-        if len(order) == 0:
-            return order
-        spent = np.cumsum(self.costs[order])
+        picks = np.asarray(order, dtype=np.int64)
+        if len(picks) == 0:
+            return picks
+        spent = np.cumsum(self.costs[picks])
         k = int(np.searchsorted(spent, self.tokens, side="left"))
-        return order[: k + 1]
+        return picks[: k + 1]
 
 
 def candidate_costs(tokens: np.ndarray, capacity: int, separator: int) -> np.ndarray:
@@ -100,7 +100,9 @@ def layout(lengths: Sequence[int], rows: Optional[int], capacity: int, separator
     return out if rows is None else out[:rows]
 
 
-def fill(pieces: Sequence[np.ndarray], segments: List[List[Segment]], separator_value: int, dtype=np.int64) -> List[np.ndarray]:
+def fill(
+    pieces: Sequence[np.ndarray], segments: List[List[Segment]], separator_value: int, dtype=np.int64
+) -> List[np.ndarray]:
     """The rows of a :func:`layout` built from ``pieces`` (token ids or type ids)."""
     sep = np.array([separator_value], dtype=dtype)
     rows = []

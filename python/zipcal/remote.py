@@ -68,10 +68,11 @@ def is_url(s: Any) -> bool:
 
 def local_path(s: str) -> str:
     """A ``file://`` URL as a plain path (anything else unchanged)."""
-    return s[len("file://"):] if s[:7].lower() == "file://" else s
+    return s[len("file://") :] if s[:7].lower() == "file://" else s
 
 
 # ---------------------------------------------------------------- filesystems
+
 
 def _filesystem(scheme: str, bucket: str) -> Any:
     """A pyarrow filesystem for the scheme (one per bucket for S3/GCS, whose region
@@ -155,6 +156,7 @@ def _url(scheme: str, path: str) -> str:
 
 # ---------------------------------------------------------------- errors
 
+
 def _first_line(e: BaseException, limit: int = 240) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     text = re.sub(r"\s*\(Request ID: [^)]*\)", "", text)
@@ -170,14 +172,35 @@ def _error(url: str, e: BaseException) -> ZipcalError:
         return SourceNotFoundError(f"{url}: no such bucket {_bucket(url)!r}")
     if isinstance(e, FileNotFoundError) or "PATH DOES NOT EXIST" in upper or "HTTP ERROR 404" in upper:
         return SourceNotFoundError(f"{url}: no such object")
-    if any(k in upper for k in ("ACCESS_DENIED", "ACCESSDENIED", "FORBIDDEN", "403", "401", "UNAUTHORIZED",
-                                "INVALIDACCESSKEYID", "SIGNATUREDOESNOTMATCH")):
+    if any(
+        k in upper
+        for k in (
+            "ACCESS_DENIED",
+            "ACCESSDENIED",
+            "FORBIDDEN",
+            "403",
+            "401",
+            "UNAUTHORIZED",
+            "INVALIDACCESSKEYID",
+            "SIGNATUREDOESNOTMATCH",
+        )
+    ):
         hint = CREDENTIALS_HINT.get(NATIVE.get(scheme, scheme))
         return InputError(
             f"{url}: access denied" + (f" (zipcal uses the store's own credentials: {hint})" if hint else "")
         )
-    if any(k in upper for k in ("NETWORK_CONNECTION", "COULD NOT RESOLVE", "CONNECTION REFUSED", "TIMED OUT",
-                                "NAME OR SERVICE NOT KNOWN", "OFFLINE", "URLOPEN ERROR")):
+    if any(
+        k in upper
+        for k in (
+            "NETWORK_CONNECTION",
+            "COULD NOT RESOLVE",
+            "CONNECTION REFUSED",
+            "TIMED OUT",
+            "NAME OR SERVICE NOT KNOWN",
+            "OFFLINE",
+            "URLOPEN ERROR",
+        )
+    ):
         return InputError(f"{url}: cannot reach the store ({_first_line(e)})")
     return InputError(f"{url}: {_first_line(e)}")
 
@@ -202,6 +225,7 @@ def _not_found(url: str, scheme: str, fs: Any) -> SourceNotFoundError:
 
 # ---------------------------------------------------------------- listing
 
+
 def _glob_regex(pattern: str) -> "re.Pattern[str]":
     """A regular expression for a glob over '/'-separated keys: ``*`` and ``?`` stay
     within one level, ``**`` crosses levels, ``[...]`` is a character class."""
@@ -221,7 +245,7 @@ def _glob_regex(pattern: str) -> "re.Pattern[str]":
             out.append("[^/]")
             i += 1
         elif c == "[" and (j := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1:j]
+            body = pattern[i + 1 : j]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = j + 1
         else:
@@ -280,8 +304,9 @@ def _expand(url: str, supported: Callable[[str], bool]) -> List[str]:
                 hits = [info]
             elif info.type == pafs.FileType.Directory:
                 infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
-                hits = sorted((i for i in infos if i.type == pafs.FileType.File and supported(i.path)),
-                              key=lambda i: i.path)
+                hits = sorted(
+                    (i for i in infos if i.type == pafs.FileType.File and supported(i.path)), key=lambda i: i.path
+                )
                 if not hits:
                     raise SourceNotFoundError(f"{url}: the prefix holds no supported file")
             else:
@@ -310,6 +335,7 @@ def size(url: str) -> Optional[int]:
 
 
 # ---------------------------------------------------------------- opening
+
 
 def open_input_stream(url: str) -> Any:
     """The stored bytes of a remote file as a sequential binary stream (``read(n)``;

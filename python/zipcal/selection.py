@@ -91,6 +91,7 @@ class _Part:
         return _Part(self.first_row, self.source, self.source_first_row, take(self.array, local), self.length, rows)
 
     def text(self, row: int) -> Optional[str]:
+        assert self.array is not None, "texts of this part were not kept"
         if self.kept is None:
             return self.array[row - self.first_row].as_py()
         k = int(np.searchsorted(self.kept, row))
@@ -202,7 +203,7 @@ class Pool:
         value = part.text(row)
         return "" if value is None else value
 
-    def prefetch(self, rows: Sequence[int]) -> None:
+    def prefetch(self, rows: "Sequence[int] | np.ndarray") -> None:
         """Read the texts of ``rows`` again from the source in one pass (pools built
         with ``keep_texts=False`` keep no texts in memory)."""
         if self.texts_kept:
@@ -254,7 +255,7 @@ class Pool:
         window, or its document's first ``capacity`` tokens)."""
         return self.candidate_texts([i])[0]
 
-    def candidate_texts(self, indices: Sequence[int]) -> List[str]:
+    def candidate_texts(self, indices: "Sequence[int] | np.ndarray") -> List[str]:
         """:meth:`candidate_text` of each candidate (each document tokenized once)."""
         indices = [int(i) for i in indices]
         out: Dict[int, str] = {}
@@ -284,14 +285,14 @@ class Pool:
         """Type ids of candidate ``i``'s tokens (NO_TYPE for untyped tokens)."""
         return self.candidate_type_sequences([i])[0]
 
-    def candidate_type_sequences(self, indices: Sequence[int]) -> List[np.ndarray]:
+    def candidate_type_sequences(self, indices: "Sequence[int] | np.ndarray") -> List[np.ndarray]:
         """:meth:`candidate_type_sequence` of each candidate, tokenized in parallel."""
         indices = [int(i) for i in indices]
         seqs = self.corpus.type_sequences([self.row_text(int(self.rows[i])) for i in indices])
         starts = [self.candidate_start(i) for i in indices]
         return [seq[k : k + self.capacity] for k, seq in zip(starts, seqs)]
 
-    def candidate_ids(self, indices: Sequence[int], segmenter: "_core.Segmenter") -> List[np.ndarray]:
+    def candidate_ids(self, indices: "Sequence[int] | np.ndarray", segmenter: "_core.Segmenter") -> List[np.ndarray]:
         """Token ids that candidates ``indices`` feed, encoded with ``segmenter``: the
         same slice of their documents' tokens as their type sets (exact when
         ``segmenter`` is this pool's tokenizer). In words mode, where candidates are
@@ -345,7 +346,10 @@ def load_pool(
 
         source = default_corpus()
     opts = ReadOptions(
-        text_column=text_column, text_split=text_split, encoding_errors=encoding_errors, first_batch_rows=FIRST_BATCH_ROWS
+        text_column=text_column,
+        text_split=text_split,
+        encoding_errors=encoding_errors,
+        first_batch_rows=FIRST_BATCH_ROWS,
     )
     if keep_texts not in (True, False, "auto"):
         raise InvalidArgumentError(f"keep_texts must be True, False or 'auto', got {keep_texts!r}")
@@ -424,9 +428,18 @@ def load_pool(
         pool._source, pool._read_options = source, opts
     if _rereadable(source):
         again = dict(
-            source=source, tokenizer=tokenizer, unit=unit, seq_len=seq_len, min_tokens=min_tokens,
-            text_column=text_column, text_split=text_split, encoding_errors=encoding_errors,
-            threads=threads, progress=progress, cache_capacity=cache_capacity, keep_texts=keep_texts,
+            source=source,
+            tokenizer=tokenizer,
+            unit=unit,
+            seq_len=seq_len,
+            min_tokens=min_tokens,
+            text_column=text_column,
+            text_split=text_split,
+            encoding_errors=encoding_errors,
+            threads=threads,
+            progress=progress,
+            cache_capacity=cache_capacity,
+            keep_texts=keep_texts,
         )
         pool._reload = lambda cap: load_pool(**again, max_candidates=cap)
     log.info("read %s", pool)
@@ -600,11 +613,17 @@ def select(
             picked.info.get("weighting", "uniform") == "uniform"
             and pool.corpus.certifies([int(g) for g in picked.gains], [int(z) for z in sizes])
         )
-        if not certified and pool._reload is not None and pool.report["evicted_candidates"] > 0 and picked.info.get("weighting") == "uniform":
+        if (
+            not certified
+            and pool._reload is not None
+            and pool.report["evicted_candidates"] > 0
+            and picked.info.get("weighting") == "uniform"
+        ):
             grown = pool.max_candidates * 4
             log.warning(
                 "the exactness certificate did not hold with %d candidates kept; re-reading with %d",
-                pool.max_candidates, grown,
+                pool.max_candidates,
+                grown,
             )
             bigger = pool._reload(grown)
             return select(bigger, n, strategy=strategy, seed=seed, threads=threads, **options)
@@ -615,7 +634,10 @@ def select(
     if sel.stats["pad_tokens"] > 0:
         log.warning(
             "the pool holds too few tokens for %d rows of %d: %d of %d row tokens are padding",
-            n, pool.seq_len, sel.stats["pad_tokens"], n * pool.capacity,
+            n,
+            pool.seq_len,
+            sel.stats["pad_tokens"],
+            n * pool.capacity,
         )
     log.info("selected %d candidates for %d rows with %s in %.3fs", len(sel), n, strategy, seconds)
     return sel
@@ -811,7 +833,9 @@ class Selection:
         if seq_len != self.pool.seq_len and policy in ("fill", "truncate"):
             log.warning(
                 "packing rows of %d tokens from candidates chosen for rows of %d: the coverage "
-                "that was optimised is not what these rows feed", seq_len, self.pool.seq_len,
+                "that was optimised is not what these rows feed",
+                seq_len,
+                self.pool.seq_len,
             )
         before, after = added_specials(seg) if add_special_tokens else (np.zeros(0, np.int64),) * 2
         capacity = seq_len - len(before) - len(after)

@@ -2,7 +2,8 @@
 
 Supported: paths (Parquet, Arrow IPC / Feather, JSONL, CSV/TSV, plain text; text,
 JSONL and CSV also compressed), globs, folders and lists of those, local or remote
-(``s3://``, ``gs://``, ``hf://``, ``http(s)://``: see :mod:`zipcal.remote`); ``pyarrow`` Table / RecordBatch / RecordBatchReader / Dataset;
+(``s3://``, ``gs://``, ``hf://``, ``http(s)://``: see :mod:`zipcal.remote`);
+``pyarrow`` Table / RecordBatch / RecordBatchReader / Dataset;
 ``polars`` and ``pandas`` DataFrames; Hugging Face ``datasets.Dataset`` (and
 ``IterableDataset``); any object exporting the Arrow PyCapsule stream interface;
 and, as the slow fallback, an iterable of strings (or of dicts with the text column).
@@ -43,6 +44,7 @@ def supported_file(path: "str | os.PathLike[str]") -> bool:
     ext, codec = split_compression(path)
     return ext in (STREAM_EXT if codec else SUPPORTED_EXT)
 
+
 BATCH_ROWS = 8192
 # Rows of the first batch of a corpus read from Parquet files. A small first batch is
 # decoded from the file's first page alone, so ingestion starts a few milliseconds
@@ -75,13 +77,9 @@ class ReadOptions:
 
     def __post_init__(self) -> None:
         if self.text_split not in ("auto", "line", "blank"):
-            raise InvalidArgumentError(
-                f"text_split must be 'auto', 'line' or 'blank', got {self.text_split!r}"
-            )
+            raise InvalidArgumentError(f"text_split must be 'auto', 'line' or 'blank', got {self.text_split!r}")
         if self.encoding_errors not in ("strict", "replace"):
-            raise InvalidArgumentError(
-                f"encoding_errors must be 'strict' or 'replace', got {self.encoding_errors!r}"
-            )
+            raise InvalidArgumentError(f"encoding_errors must be 'strict' or 'replace', got {self.encoding_errors!r}")
 
 
 class ReadCounters:
@@ -93,6 +91,7 @@ class ReadCounters:
 
 
 # ---------------------------------------------------------------- path handling
+
 
 def _has_glob(s: str) -> bool:
     return any(c in s for c in "*?[")
@@ -114,9 +113,7 @@ def expand_paths(spec: Any) -> List[str]:
         elif os.path.isdir(s) and (saved := _saved_dataset_files(s)) is not None:
             out.extend(saved)
         elif os.path.isdir(s):
-            matches = sorted(
-                str(p) for p in Path(s).iterdir() if p.is_file() and supported_file(p)
-            )
+            matches = sorted(str(p) for p in Path(s).iterdir() if p.is_file() and supported_file(p))
             if not matches:
                 raise SourceNotFoundError(
                     f"{s}: the folder holds no supported file ({', '.join(sorted(SUPPORTED_EXT))}, text and "
@@ -172,9 +169,7 @@ def _looks_like_paths(items: Sequence[Any]) -> bool:
 
 def is_file_source(source: Any) -> bool:
     """Whether ``source`` names files (a path, glob, folder, or a list of those)."""
-    return isinstance(source, (str, os.PathLike)) or (
-        isinstance(source, (list, tuple)) and _looks_like_paths(source)
-    )
+    return isinstance(source, (str, os.PathLike)) or (isinstance(source, (list, tuple)) and _looks_like_paths(source))
 
 
 def total_bytes(source: Any) -> Optional[int]:
@@ -196,6 +191,7 @@ def random_access(path: str) -> Any:
 
 # ---------------------------------------------------------------- column handling
 
+
 def _is_string_type(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
@@ -206,18 +202,14 @@ def pick_column(schema: pa.Schema, text_column: Optional[str], where: str) -> st
     if text_column is not None and text_column in names:
         t = schema.field(text_column).type
         if not (_is_string_type(t) or (pa.types.is_dictionary(t) and _is_string_type(t.value_type))):
-            raise InputError(
-                f"{where}: column {text_column!r} has type {t}, expected strings"
-            )
+            raise InputError(f"{where}: column {text_column!r} has type {t}, expected strings")
         return text_column
     text_cols = [f.name for f in schema if _is_string_type(f.type)]
     if len(text_cols) == 1 and text_column in (None, "text"):
         log.info("%s: using the only string column %r", where, text_cols[0])
         return text_cols[0]
     wanted = f"no column {text_column!r}" if text_column else "no text column chosen"
-    raise InputError(
-        f"{where}: {wanted}; columns are {names} (choose one with text_column= / --text-column)"
-    )
+    raise InputError(f"{where}: {wanted}; columns are {names} (choose one with text_column= / --text-column)")
 
 
 def _as_string_array(arr: Any) -> pa.Array:
@@ -256,6 +248,7 @@ def _reader_batches(reader: Any, col: Optional[str], where: str) -> Iterator[Bat
 
 
 # ---------------------------------------------------------------- file readers
+
 
 def _parquet(
     path: str, opts: ReadOptions, row_groups: Optional[Sequence[int]] = None, first_row: int = 0
@@ -399,9 +392,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
             value = obj.get(col)  # a record without the key is a null row (counted)
             seen_key = seen_key or col in obj
             if value is not None and not isinstance(value, str):
-                raise InputError(
-                    f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string"
-                )
+                raise InputError(f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string")
             texts.append(value)
             if len(texts) >= opts.batch_rows:
                 yield Batch(path, first, pa.array(texts, type=pa.string()))
@@ -477,8 +468,9 @@ def _csv(path: str, opts: ReadOptions) -> Iterator[Batch]:
     read = pc.ReadOptions(block_size=8 << 20)
     try:
         with open_stream(path) as f:
-            header = pc.open_csv(f, read_options=read, parse_options=parse,
-                                 convert_options=pc.ConvertOptions(include_columns=[]))
+            header = pc.open_csv(
+                f, read_options=read, parse_options=parse, convert_options=pc.ConvertOptions(include_columns=[])
+            )
             names = header.schema.names
         col = opts.text_column if opts.text_column in names else None
         if col is None:
@@ -488,8 +480,14 @@ def _csv(path: str, opts: ReadOptions) -> Iterator[Batch]:
             )
         first = 0
         with open_stream(path) as f:
-            reader = pc.open_csv(f, read_options=read, parse_options=parse, convert_options=pc.ConvertOptions(
-                include_columns=[col], column_types={col: pa.string()}, strings_can_be_null=False))
+            reader = pc.open_csv(
+                f,
+                read_options=read,
+                parse_options=parse,
+                convert_options=pc.ConvertOptions(
+                    include_columns=[col], column_types={col: pa.string()}, strings_can_be_null=False
+                ),
+            )
             for rb in reader:
                 arr = rb.column(0)
                 for start in range(0, len(arr), opts.batch_rows):
@@ -603,6 +601,7 @@ def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
 
 # ---------------------------------------------------------------- in-memory objects
 
+
 def _iterable_batches(items: Iterable[Any], opts: ReadOptions, where: str) -> Iterator[Batch]:
     col = opts.text_column or "text"
     texts: List[Optional[str]] = []
@@ -701,7 +700,9 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
         yield from _table_batches(source, col, "<pyarrow.Table>", opts.batch_rows)
         return
     if isinstance(source, pa.RecordBatch):
-        yield from _reader_batches(pa.RecordBatchReader.from_batches(source.schema, [source]), opts.text_column, "<pyarrow.RecordBatch>")
+        yield from _reader_batches(
+            pa.RecordBatchReader.from_batches(source.schema, [source]), opts.text_column, "<pyarrow.RecordBatch>"
+        )
         return
     if isinstance(source, pa.RecordBatchReader):
         yield from _reader_batches(source, opts.text_column, "<pyarrow.RecordBatchReader>")
@@ -730,11 +731,11 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
         yield from _iterable_batches(source, opts, "<datasets.IterableDataset>")
         return
     if mod.startswith("pandas") and hasattr(source, "columns"):
-        col = opts.text_column if opts.text_column in source.columns else None
+        pd_col = opts.text_column if opts.text_column in source.columns else None
         try:
-            table = pa.Table.from_pandas(source[[col]] if col else source, preserve_index=False)
+            table = pa.Table.from_pandas(source[[pd_col]] if pd_col else source, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-            raise InputError(f"<pandas.DataFrame>: column {col!r} cannot be read as text ({e})") from None
+            raise InputError(f"<pandas.DataFrame>: column {pd_col!r} cannot be read as text ({e})") from None
         col = pick_column(table.schema, opts.text_column, "<pandas.DataFrame>")
         yield from _table_batches(table, col, "<pandas.DataFrame>", opts.batch_rows)
         return
@@ -749,7 +750,9 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
         arr = pa.array(source)
         if pa.types.is_struct(arr.type):
             rb = pa.RecordBatch.from_struct_array(arr)
-            yield from _reader_batches(pa.RecordBatchReader.from_batches(rb.schema, [rb]), opts.text_column, "<arrow array>")
+            yield from _reader_batches(
+                pa.RecordBatchReader.from_batches(rb.schema, [rb]), opts.text_column, "<arrow array>"
+            )
         else:
             yield from iter_batches(arr, opts, counters)
         return

@@ -61,9 +61,7 @@ def available() -> Dict[str, str]:
 
 def get(name: str) -> StrategySpec:
     if name not in _REGISTRY:
-        raise InvalidArgumentError(
-            f"unknown strategy {name!r}; available: {', '.join(sorted(_REGISTRY))}"
-        )
+        raise InvalidArgumentError(f"unknown strategy {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
@@ -100,9 +98,7 @@ def zipcal_zipf(pool: "Pool", n: int, *, seed: int = 0, budget: Optional["Budget
     return _greedy(pool, n, "zipf", budget)
 
 
-def random_strategy(
-    pool: "Pool", n: int, *, seed: int = 0, draw: int = 0, budget: Optional["Budget"] = None
-) -> Picked:
+def random_strategy(pool: "Pool", n: int, *, seed: int = 0, draw: int = 0, budget: Optional["Budget"] = None) -> Picked:
     """Uniform random candidates, in the order of a seeded permutation, until they fill
     ``budget`` (``n`` of them without one). Draws ``0, 1, ...`` with the same seed take
     consecutive stretches of the same permutation, so they never overlap."""
@@ -127,9 +123,7 @@ def random_strategy(
     )
 
 
-def zipcal_words_dataset(
-    pool: "Pool", n: int, *, seed: int = 0, words_per_sample: Optional[int] = None
-) -> Picked:
+def zipcal_words_dataset(pool: "Pool", n: int, *, seed: int = 0, words_per_sample: Optional[int] = None) -> Picked:
     """The reference code's ``words_dataset`` (what its plots call ZipCal): the words
     of *every* candidate of the pool (each one what a row feeds: a window, or a
     document's first ``seq_len`` tokens), lower-cased and split on whitespace, are

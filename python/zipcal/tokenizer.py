@@ -45,9 +45,7 @@ def gpt2_tokenizer_json() -> str:
     found = re.search(r'"<\|endoftext\|>"\s*:\s*(\d+)', encoder)
     eot_id = int(found.group(1)) if found else json.loads(encoder)["<|endoftext|>"]
     merges: List[str] = [
-        line
-        for line in (d / "data" / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:]
-        if line.strip()
+        line for line in (d / "data" / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:] if line.strip()
     ]
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
     config = {
@@ -177,10 +175,13 @@ def added_specials(seg: "_core.Segmenter") -> Tuple[np.ndarray, np.ndarray]:
 SPECIALS_PROBE = "calibration probe"
 
 
-def specials_around(plain: Sequence[int], full: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """(ids before, ids after) ``plain`` inside ``full``: the encodings of one text
-    without and with the tokenizer's special tokens (empty when ``plain`` is not in it)."""
-    plain, full = np.asarray(plain, dtype=np.int64), np.asarray(full, dtype=np.int64)
+def specials_around(
+    plain_ids: "Sequence[int] | np.ndarray", full_ids: "Sequence[int] | np.ndarray"
+) -> Tuple[np.ndarray, np.ndarray]:
+    """(ids before, ids after) ``plain_ids`` inside ``full_ids``: the encodings of one
+    text without and with the tokenizer's special tokens (empty when ``plain_ids`` is
+    not in it)."""
+    plain, full = np.asarray(plain_ids, dtype=np.int64), np.asarray(full_ids, dtype=np.int64)
     for start in range(len(full) - len(plain) + 1):
         if np.array_equal(full[start : start + len(plain)], plain):
             return full[:start], full[start + len(plain) :]

@@ -52,19 +52,36 @@ def tiny_model(kind: str, vocab_size: int = 320, seed: int = 0):
     torch.manual_seed(seed)
     if kind == "llama":
         cfg = LlamaConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-            bos_token_id=None, eos_token_id=0, pad_token_id=1,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=None,
+            eos_token_id=0,
+            pad_token_id=1,
         )
         model = LlamaForCausalLM(cfg)
     elif kind == "gpt2":
-        cfg = GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4, n_positions=256,
-                         bos_token_id=0, eos_token_id=0)
+        cfg = GPT2Config(
+            vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4, n_positions=256, bos_token_id=0, eos_token_id=0
+        )
         model = GPT2LMHeadModel(cfg)
     elif kind == "opt":
-        cfg = OPTConfig(vocab_size=vocab_size, hidden_size=64, ffn_dim=128, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=256, word_embed_proj_dim=64,
-                        bos_token_id=0, eos_token_id=0, pad_token_id=1)
+        cfg = OPTConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            ffn_dim=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=256,
+            word_embed_proj_dim=64,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=1,
+        )
         model = OPTForCausalLM(cfg)
     else:  # pragma: no cover
         raise ValueError(kind)

@@ -55,9 +55,9 @@ def test_selection_like_object(tiny_tokenizer):
 
 
 def test_saved_selection_is_packed_into_the_selected_rows(tmp_path, tiny_tokenizer):
-    import zipcal
-
     from conftest import corpus_texts
+
+    import zipcal
 
     # documents of mixed lengths: long ones give full windows, short ones share rows
     docs = corpus_texts(3) + [t.split(".")[0] for t in corpus_texts(80)]
@@ -97,7 +97,7 @@ def test_text_files(fmt, tmp_path, tiny_tokenizer, doc_texts):
     for i, r in enumerate(rows):
         assert out["input_ids"][i, : len(r)].tolist() == r
         assert out["attention_mask"][i].tolist() == [1] * len(r) + [0] * (64 - len(r))
-        assert bool((out["input_ids"][i, len(r):] == tiny_tokenizer.pad_token_id).all())
+        assert bool((out["input_ids"][i, len(r) :] == tiny_tokenizer.pad_token_id).all())
     assert out["attention_mask"][-1].sum() < 64
     assert load_calibration(path, tokenizer=tiny_tokenizer, seq_len=64, n=3)["input_ids"].shape[0] == 3
 

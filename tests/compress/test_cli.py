@@ -81,8 +81,22 @@ def test_cli_module_imports_without_torch():
 )
 def test_compress_then_eval(argv, meta_name, model_dir, calib_file, eval_file, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = _run(["compress", str(model_dir), *argv, "--calib", str(calib_file), "--seq-len", "64",
-               "-o", str(out), "--device", "cpu", "--quiet"])
+    rc = _run(
+        [
+            "compress",
+            str(model_dir),
+            *argv,
+            "--calib",
+            str(calib_file),
+            "--seq-len",
+            "64",
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "saved to" in printed

@@ -11,7 +11,6 @@ import torch
 from zipcal.compress import hooks, prune, quantize, save_compressed
 from zipcal.compress.calib import CalibrationError
 
-
 KINDS = ["llama", "gpt2", "opt"]
 
 
@@ -92,8 +91,9 @@ def test_prune_nm(kind, method, structure, calib_batch, make_model):
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 def test_owl_non_uniform(method, calib_batch, make_model):
     model = make_model("llama")
-    report = prune(model, calib_batch, method=method, sparsity=0.5, owl=True, owl_lambda=0.05,
-                   device="cpu", progress=False)
+    report = prune(
+        model, calib_batch, method=method, sparsity=0.5, owl=True, owl_lambda=0.05, device="cpu", progress=False
+    )
     targets = [l["target"] for l in report["layers"]]
     assert sum(targets) / 2 == pytest.approx(0.5)
     assert max(targets) - min(targets) == pytest.approx(0.1)
@@ -114,8 +114,9 @@ def test_sequential_uses_compressed_outputs(calib_batch, make_model):
     from zipcal.compress import kernels as K
 
     path, layers = hooks.find_decoder_layers(dense)
-    batches = hooks.capture_layer_inputs(dense, path, layers, calib_batch["input_ids"],
-                                         calib_batch["attention_mask"], torch.device("cpu"))
+    batches = hooks.capture_layer_inputs(
+        dense, path, layers, calib_batch["input_ids"], calib_batch["attention_mask"], torch.device("cpu")
+    )
     with torch.no_grad():
         for b in batches:
             b.hidden = hooks.run_layer(layers[0], b)
@@ -136,11 +137,19 @@ def test_sequential_uses_compressed_outputs(calib_batch, make_model):
 def test_quantize_and_round_trip(kind, method, calib_batch, tmp_path, make_model):
     model = make_model(kind)
     ref = copy.deepcopy(model)
-    meta = quantize(model, calib_batch, method=method, bits=4, group_size=16,
-                    act_order=(method == "gptq"), device="cpu", progress=False)
+    meta = quantize(
+        model,
+        calib_batch,
+        method=method,
+        bits=4,
+        group_size=16,
+        act_order=(method == "gptq"),
+        device="cpu",
+        progress=False,
+    )
     assert meta["method"] == method and meta["bits"] == 4 and meta["group_size"] == 16
     assert len(meta["layers"]) == len(_linears(model))
-    for name, mod in _linears(model).items():
+    for _name, mod in _linears(model).items():
         w = hooks.get_weight(mod)
         # each row of each group holds at most 16 distinct values
         if method == "rtn":
@@ -169,7 +178,7 @@ def test_prune_save_round_trip(calib_batch, tmp_path, make_model):
     from transformers import AutoModelForCausalLM
 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "p").eval()
-    for name, mod in _linears(loaded).items():
+    for _name, mod in _linears(loaded).items():
         assert abs(float((mod.weight == 0).float().mean()) - 0.5) < 0.02
     # refuses to overwrite
     from zipcal.compress import OutputExistsError
@@ -212,12 +221,15 @@ def test_shared_input_statistics_equal_direct(calib_batch, make_model):
 
     model = make_model("llama")
     path, layers = hooks.find_decoder_layers(model)
-    batches = hooks.capture_layer_inputs(model, path, layers, calib_batch["input_ids"],
-                                         calib_batch["attention_mask"], torch.device("cpu"), 3)
+    batches = hooks.capture_layer_inputs(
+        model, path, layers, calib_batch["input_ids"], calib_batch["attention_mask"], torch.device("cpu"), 3
+    )
     lin = hooks.find_linears(layers[0])
     seen = {name: [] for name in lin}
-    handles = [mod.register_forward_hook(lambda m, i, o, n=name: seen[n].append(i[0].detach().clone()))
-               for name, mod in lin.items()]
+    handles = [
+        mod.register_forward_hook(lambda m, i, o, n=name: seen[n].append(i[0].detach().clone()))
+        for name, mod in lin.items()
+    ]
     with torch.no_grad(), hooks.InputStats(lin, K.accumulate_hessian) as st:
         for b in batches:
             st.token_mask = b.token_mask

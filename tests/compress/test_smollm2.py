@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from zipcal.compress import prune, quantize
 from zipcal.eval import perplexity_stats
-
-from pathlib import Path
 
 WIKITEXT_DIR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wikitext-2").resolve()
 
@@ -82,8 +81,10 @@ def _run(name, smollm2, wikitext, calib, results):
     t1 = time.perf_counter()
     stats = _ppl(m, tok, wikitext[0])
     results[name] = stats["ppl"]
-    print(f"\n[smollm2] {name:>9}: ppl {stats['ppl']:.3f} on {stats['tokens']} tokens "
-          f"(compress {t1 - t0:.1f}s, eval {time.perf_counter() - t1:.1f}s)")
+    print(
+        f"\n[smollm2] {name:>9}: ppl {stats['ppl']:.3f} on {stats['tokens']} tokens "
+        f"(compress {t1 - t0:.1f}s, eval {time.perf_counter() - t1:.1f}s)"
+    )
     return stats["ppl"]
 
 

@@ -95,11 +95,12 @@ _TASK_MEMBER = re.compile(r"^[^/]+/bigbench/benchmark_tasks/([^/]+)/task\.json$"
 try:  # a ZipcalError when the package is importable; this file also runs standalone
     from zipcal.errors import ZipcalError as _ErrorBase
 except ImportError:  # pragma: no cover - only before zipcal is built/installed
+
     class _ErrorBase(Exception):  # type: ignore[no-redef]
         pass
 
 
-class BigBenchError(_ErrorBase, RuntimeError):  # type: ignore[misc,valid-type]
+class BigBenchError(_ErrorBase, RuntimeError):
     """The BIG-bench task files cannot be obtained or are missing."""
 
 
@@ -124,10 +125,7 @@ def missing_tasks(tasks: Sequence[str] = TASKS, dest: "str | os.PathLike[str] | 
     """The tasks of ``tasks`` whose converted files are absent (or of an older format)."""
     d = Path(dest) if dest is not None else default_dir()
     man = _manifest(d).get("tasks", {})
-    return [
-        t for t in tasks
-        if not task_path(t, d).is_file() or man.get(t, {}).get("format") != FORMAT_VERSION
-    ]
+    return [t for t in tasks if not task_path(t, d).is_file() or man.get(t, {}).get("format") != FORMAT_VERSION]
 
 
 def task_files(tasks: Sequence[str] = TASKS, dest: "str | os.PathLike[str] | None" = None) -> Dict[str, Path]:
@@ -239,8 +237,20 @@ def _pip_rejects_direct_url_deps() -> bool:
 
 def _pip_download(into: Path) -> Optional[str]:
     """``pip download bigbench==1.0.0 --no-deps --no-binary :all: -d into``; the error text on failure."""
-    cmd = [sys.executable, "-m", "pip", "download", f"bigbench=={BIGBENCH_VERSION}", "--no-deps",
-           "--no-binary", ":all:", "--disable-pip-version-check", "-q", "-d", str(into)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        f"bigbench=={BIGBENCH_VERSION}",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(into),
+    ]
     log.info("downloading the bigbench sdist: %s", " ".join(cmd))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode == 0 and (into / SDIST_NAME).is_file():
@@ -359,7 +369,8 @@ def extract(
                 raise BigBenchError(f"task {t} has no usable multiple-choice examples")
             _write_jsonl(task_path(t, d), found[t])
             entries[t] = {
-                "format": FORMAT_VERSION, "examples": len(found[t]),
+                "format": FORMAT_VERSION,
+                "examples": len(found[t]),
                 "choices": sorted({len(it["choices"]) for it in found[t]}),
             }
             log.info("BIG-bench %s: %d examples -> %s", t, len(found[t]), task_path(t, d))

@@ -31,7 +31,7 @@ import sysconfig
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..tokenizer import package_dir
 
@@ -92,7 +92,9 @@ def python_doc_docs(min_chars: int = 200) -> List[str]:
 
 def _chunks(text: str, max_chars: int, min_chars: int) -> List[str]:
     """Greedy blank-line-separated chunks of at most about ``max_chars``."""
-    out, cur, size = [], [], 0
+    out: List[str] = []
+    cur: List[str] = []
+    size = 0
     for block in re.split(r"\n\s*\n", text):
         if not block.strip():
             continue
@@ -166,8 +168,17 @@ def lee_news_docs(min_chars: int = 200) -> Optional[List[str]]:
 
 # --- MediaWiki markup -------------------------------------------------------
 _WIKI_DROP_SECTIONS = {
-    "see also", "references", "external links", "further reading", "notes", "bibliography", "sources",
-    "footnotes", "citations", "notes and references", "works cited",
+    "see also",
+    "references",
+    "external links",
+    "further reading",
+    "notes",
+    "bibliography",
+    "sources",
+    "footnotes",
+    "citations",
+    "notes and references",
+    "works cited",
 }
 _WIKI_NON_TEXT_LINK = re.compile(r"^\s*:?\s*(file|image|media|category|wikt|wiktionary|[a-z]{2,3}(-[a-z]+)?)\s*:", re.I)
 
@@ -182,7 +193,9 @@ def _sub_until_stable(pattern: "re.Pattern[str]", repl, text: str) -> str:
 
 _RE_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _RE_REF = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.S | re.I)
-_RE_BLOCK_TAGS = re.compile(r"<(math|gallery|timeline|score|syntaxhighlight|source|imagemap)[^>]*>.*?</\1>", re.S | re.I)
+_RE_BLOCK_TAGS = re.compile(
+    r"<(math|gallery|timeline|score|syntaxhighlight|source|imagemap)[^>]*>.*?</\1>", re.S | re.I
+)
 _RE_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 _RE_TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
 _RE_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
@@ -211,7 +224,7 @@ def wiki_to_text(markup: str) -> str:
     t = _sub_until_stable(_RE_LINK, _link_text, t)
     t = _RE_EXTLINK.sub(lambda m: m.group(1) or "", t)
     t = _RE_TAG.sub("", t)
-    t = t.replace("\'\'\'", "").replace("\'\'", "")
+    t = t.replace("'''", "").replace("''", "")
     paras: List[str] = []
     cur: List[str] = []
     skip = False
@@ -250,7 +263,7 @@ def wiki_to_text(markup: str) -> str:
 def wikipedia_articles(path: "str | os.PathLike[str]") -> Iterator[Tuple[str, str]]:
     """``(title, markup)`` of the main-namespace, non-redirect pages of a MediaWiki XML dump (``.bz2`` or plain)."""
     p = Path(path)
-    with (bz2.open(p, "rb") if p.suffix == ".bz2" else open(p, "rb")) as fh:
+    with bz2.open(p, "rb") if p.suffix == ".bz2" else open(p, "rb") as fh:
         title, ns, redirect, text = "", "", False, ""
         for _event, el in ET.iterparse(fh, events=("end",)):
             tag = el.tag.rsplit("}", 1)[-1]
@@ -290,7 +303,7 @@ def build_pool(
 ) -> MixedPool:
     """Build the mixed pool. ``max_per_source`` caps the pool documents of each
     source (the first ones, after the held-out split)."""
-    loaders = {
+    loaders: Dict[str, Callable[[], Optional[List[str]]]] = {
         "wikitext": lambda: wikitext_docs(wikitext_dir),
         "python-docs": python_doc_docs,
         "python-code": python_code_docs,

@@ -40,11 +40,11 @@ import numpy as np
 from ..io import atomic_path
 from .bigbench import FORMAT_VERSION as BIGBENCH_FORMAT
 from .bigbench import task_files
+from .pool import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
+from .stats import mean_std, paired_test
 from .tasks import FORMAT_VERSION as BUILT_FORMAT
 from .tasks import TASKS as MC_TASKS
 from .tasks import build_tasks
-from .pool import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
-from .stats import mean_std, paired_test
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,23 @@ METHODS: Dict[str, Dict[str, Any]] = {
 
 # Settings that change the numbers: a resumed run must use the same ones.
 RESULT_KEYS = (
-    "model", "tiny_model", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens", "eval_seq_len",
-    "heldout_tokens", "packing", "self_gen_recipe", "wikitext_dir", "sources", "mc_tasks", "mc_examples",
-    "mc_format", "pool_version",
+    "model",
+    "tiny_model",
+    "n",
+    "seq_len",
+    "pool_size",
+    "max_per_source",
+    "eval_tokens",
+    "eval_seq_len",
+    "heldout_tokens",
+    "packing",
+    "self_gen_recipe",
+    "wikitext_dir",
+    "sources",
+    "mc_tasks",
+    "mc_examples",
+    "mc_format",
+    "pool_version",
 )
 MC_AVERAGE = "average"
 MC_FORMAT = f"built-{BUILT_FORMAT}/bigbench-{BIGBENCH_FORMAT}"
@@ -108,8 +122,16 @@ class QualityConfig:
 def quick_config(**over: Any) -> QualityConfig:
     """A tiny grid that finishes in minutes on two CPU cores."""
     cfg = QualityConfig(
-        methods=["wanda-50", "gptq-3bit-g128"], seeds=[0, 1], n=8, seq_len=64, pool_size=48,
-        max_per_source=200, eval_tokens=512, eval_seq_len=64, heldout_tokens=128, mc_examples=4,
+        methods=["wanda-50", "gptq-3bit-g128"],
+        seeds=[0, 1],
+        n=8,
+        seq_len=64,
+        pool_size=48,
+        max_per_source=200,
+        eval_tokens=512,
+        eval_seq_len=64,
+        heldout_tokens=128,
+        mc_examples=4,
     )
     for k, v in over.items():
         setattr(cfg, k, v)
@@ -132,8 +154,15 @@ def tiny_llama(seed: int = 0) -> Tuple[Any, Any]:
     vocab = len(tok)
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=vocab - 1, eos_token_id=vocab - 1,
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1,
         pad_token_id=vocab - 1,
     )
     return LlamaForCausalLM(cfg).eval(), tok
@@ -181,7 +210,11 @@ def evaluate(model: Any, tokenizer: Any, texts: Dict[str, str], cfg: QualityConf
         cap = cfg.eval_tokens if name == "wikitext2-test" else cfg.heldout_tokens
         try:
             st = perplexity_stats(
-                model, tokenizer, text, seq_len=cfg.eval_seq_len, max_windows=max(1, cap // cfg.eval_seq_len),
+                model,
+                tokenizer,
+                text,
+                seq_len=cfg.eval_seq_len,
+                max_windows=max(1, cap // cfg.eval_seq_len),
                 batch_size=cfg.batch_size,
             )
         except EvalError as e:
@@ -227,7 +260,9 @@ def _mc_sequences(tokenizer: Any, context: str, choices: Sequence[str]) -> List[
     return out
 
 
-def mc_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]], max_batch_tokens: int = 4096) -> List[List[float]]:
+def mc_loglikelihoods(
+    model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]], max_batch_tokens: int = 4096
+) -> List[List[float]]:
     """Log-likelihood of every choice of every item (same numbers as
     :func:`zipcal.eval.choice_loglikelihoods`, up to float tolerance), with the
     sequences of all items sorted by length and batched (right padding, at most
@@ -236,8 +271,11 @@ def mc_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]
 
     from ..eval import _model_device
 
-    seqs = [(i, j, ids, n_ctx) for i, it in enumerate(items)
-            for j, (ids, n_ctx) in enumerate(_mc_sequences(tokenizer, it["context"], it["choices"]))]
+    seqs = [
+        (i, j, ids, n_ctx)
+        for i, it in enumerate(items)
+        for j, (ids, n_ctx) in enumerate(_mc_sequences(tokenizer, it["context"], it["choices"]))
+    ]
     out = [[0.0] * len(it["choices"]) for it in items]
     order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][2]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -274,7 +312,9 @@ def mc_loglikelihoods(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]
     return out
 
 
-def mc_accuracy(model: Any, tokenizer: Any, tasks: Dict[str, List[Dict[str, Any]]], cfg: QualityConfig) -> Dict[str, Dict[str, float]]:
+def mc_accuracy(
+    model: Any, tokenizer: Any, tasks: Dict[str, List[Dict[str, Any]]], cfg: QualityConfig
+) -> Dict[str, Dict[str, float]]:
     """``{"acc": {task: ..., "average": ...}, "acc_norm": {...}}``: zero-shot accuracy
     by total log-likelihood, and by log-likelihood per character (``acc_norm``), as
     :func:`zipcal.eval.multiple_choice` defines them; ``average`` is the unweighted
@@ -368,7 +408,11 @@ def strategy_options(strategy: str, model: Any, tokenizer: Any, cfg: QualityConf
     if strategy not in MODEL_STRATEGIES:
         return {}
     opts: Dict[str, Any] = dict(
-        model=model, model_tokenizer=tokenizer, max_length=cfg.seq_len, batch_size=cfg.batch_size, device=cfg.device,
+        model=model,
+        model_tokenizer=tokenizer,
+        max_length=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
         progress=cfg.progress,
     )
     if strategy == "self-gen":
@@ -402,8 +446,12 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
     data = _load_results(out / "results.json", cfg)
     data["config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}
     data["environment"] = {
-        "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-        "processor": platform.processor() or None, "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }
     mixed = build_pool(cfg.wikitext_dir, sources=cfg.sources, max_per_source=cfg.max_per_source)
@@ -412,8 +460,11 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         t: {"examples": len(items), "chance": sum(1.0 / len(it["choices"]) for it in items) / max(len(items), 1)}
         for t, items in mc_tasks.items()
     }
-    data["pool"] = {"documents": mixed.counts(), "skipped_sources": mixed.skipped,
-                    "heldout_documents": {k: len(v) for k, v in mixed.heldout.items()}}
+    data["pool"] = {
+        "documents": mixed.counts(),
+        "skipped_sources": mixed.skipped,
+        "heldout_documents": {k: len(v) for k, v in mixed.heldout.items()},
+    }
     base, tok = load_base(cfg)
     base.eval()
     texts = evaluation_texts(cfg, tok, mixed.heldout)
@@ -427,10 +478,13 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         _save(out, data)
         log.info("dense model: %s; accuracy %s", dense["ppl"], dense.get("acc"))
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
-    done = sum(1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"])
+    done = sum(
+        1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"]
+    )
     log.info("quality grid: %d cells, %d already done", total, done)
     for seed in cfg.seeds:
-        pool = labels = None
+        pool: Any = None
+        labels: List[str] = []
         for strategy in cfg.strategies:
             todo = [m for m in cfg.methods if _cell_key(strategy, m, seed) not in data["cells"]]
             if not todo:
@@ -444,7 +498,8 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 for r in sel.indices:
                     mix[labels[int(r)]] = mix.get(labels[int(r)], 0) + 1
             data["selections"][f"{strategy}|{seed}"] = {
-                "strategy": strategy, "seed": seed,
+                "strategy": strategy,
+                "seed": seed,
                 "select_seconds": float(sel.info.get("select_seconds", sel.seconds)),
                 "tokens_through_model": int(sel.info.get("tokens_through_model", 0)),
                 "device": sel.info.get("device", "cpu"),
@@ -463,10 +518,16 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 mc = mc_accuracy(model, tok, mc_tasks, cfg)
                 del model
                 cell = {
-                    "strategy": strategy, "method": method, "seed": seed, "ppl": ppl, "compression": crep,
+                    "strategy": strategy,
+                    "method": method,
+                    "seed": seed,
+                    "ppl": ppl,
+                    "compression": crep,
                     "hardware": hardware(model_device(base)),
-                    "compress_seconds": t1 - t0, "eval_seconds": time.perf_counter() - t1,
-                    "mc_seconds": time.perf_counter() - t2, **mc,
+                    "compress_seconds": t1 - t0,
+                    "eval_seconds": time.perf_counter() - t1,
+                    "mc_seconds": time.perf_counter() - t2,
+                    **mc,
                 }
                 bad = [k for k, v in ppl.items() if not math.isfinite(v)]
                 if bad:
@@ -476,8 +537,14 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 _save(out, data)
                 write_markdown(out / "report.md", data, cfg)
                 done += 1
-                log.info("[%d/%d] %s: %s; accuracy %s", done, total, _cell_key(strategy, method, seed),
-                         {k: round(v, 3) for k, v in ppl.items()}, {k: round(v, 3) for k, v in mc.get("acc", {}).items()})
+                log.info(
+                    "[%d/%d] %s: %s; accuracy %s",
+                    done,
+                    total,
+                    _cell_key(strategy, method, seed),
+                    {k: round(v, 3) for k, v in ppl.items()},
+                    {k: round(v, 3) for k, v in mc.get("acc", {}).items()},
+                )
     data["summary"] = summarize(data, cfg)
     _save(out, data)
     write_markdown(out / "report.md", data, cfg)
@@ -507,10 +574,12 @@ def rebuild_report(cfg: QualityConfig) -> Dict[str, Any]:
     return data
 
 
-def _metric_entry(cells: Dict[str, Any], cfg: QualityConfig, strategy: str, method: str, kind: str,
-                  metric: str) -> Dict[str, Any]:
+def _metric_entry(
+    cells: Dict[str, Any], cfg: QualityConfig, strategy: str, method: str, kind: str, metric: str
+) -> Dict[str, Any]:
     """Mean ± std over seeds of ``cell[kind][metric]``, and (for strategies other
     than random) the paired comparison with random on the same seeds."""
+
     def value(strat: str, sd: int) -> Optional[float]:
         cell = cells.get(_cell_key(strat, method, sd))
         return None if cell is None else (cell.get(kind) or {}).get(metric)
@@ -548,10 +617,15 @@ def summarize(data: Dict[str, Any], cfg: QualityConfig) -> Dict[str, Any]:
                 "device": recs[0]["device"],
             }
     z = cost.get("zipcal", {}).get("select_seconds", {}).get("mean")
-    for s, c in cost.items():
+    for _s, c in cost.items():
         c["time_ratio_vs_zipcal"] = (c["select_seconds"]["mean"] / z) if z else None
-    return {"metrics": metrics, "table": table, "acc_metrics": acc_metrics, "acc_table": acc_table,
-            "selection_cost": cost}
+    return {
+        "metrics": metrics,
+        "table": table,
+        "acc_metrics": acc_metrics,
+        "acc_table": acc_table,
+        "selection_cost": cost,
+    }
 
 
 def _pm(e: Optional[Dict[str, Any]], digits: int = 2) -> str:
@@ -568,8 +642,22 @@ def reductions(cfg: QualityConfig) -> List[str]:
     """How this configuration differs from the full grid."""
     full = QualityConfig()
     out = []
-    for k in ("strategies", "methods", "seeds", "n", "seq_len", "pool_size", "max_per_source", "eval_tokens",
-              "eval_seq_len", "heldout_tokens", "mc_tasks", "mc_examples", "model", "tiny_model"):
+    for k in (
+        "strategies",
+        "methods",
+        "seeds",
+        "n",
+        "seq_len",
+        "pool_size",
+        "max_per_source",
+        "eval_tokens",
+        "eval_seq_len",
+        "heldout_tokens",
+        "mc_tasks",
+        "mc_examples",
+        "model",
+        "tiny_model",
+    ):
         a, b = getattr(cfg, k), getattr(full, k)
         if a != b:
             out.append(f"`{k}`: {a} (full grid: {b})")
@@ -586,8 +674,7 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
         f"per seed a pool of {cfg.pool_size} documents drawn from the mixed corpus; seeds {cfg.seeds}.",
         f"Evaluation: WikiText-2 test perplexity on the first {cfg.eval_tokens} tokens "
         f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens"
-        + (f"; zero-shot multiple-choice accuracy ({_mc_description(data)})."
-           if data.get("mc") else "."),
+        + (f"; zero-shot multiple-choice accuracy ({_mc_description(data)})." if data.get("mc") else "."),
         f"Pool documents: {data['pool']['documents']}; skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
         f"Environment: {data['environment']}.",
         "",
@@ -598,7 +685,9 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     if cfg.note:
         lines += [cfg.note, ""]
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
-    done = sum(1 for st in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(st, m, sd) in data["cells"])
+    done = sum(
+        1 for st in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(st, m, sd) in data["cells"]
+    )
     lines += [f"Cells computed: {done} / {total}.", ""]
     by_hw: Dict[str, int] = {}
     for c in data["cells"].values():
@@ -608,34 +697,52 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
         lines += ["Cells by hardware: " + "; ".join(f"{k}: {v}" for k, v in sorted(by_hw.items())) + ".", ""]
     dense = data.get("dense") or {}
     if dense:
-        lines += ["Dense (uncompressed) model: " + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items())
-                  + ("; accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in dense["acc"].items()) if dense.get("acc") else ""),
-                  ""]
+        lines += [
+            "Dense (uncompressed) model: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items())
+            + (
+                "; accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in dense["acc"].items()) if dense.get("acc") else ""
+            ),
+            "",
+        ]
     metrics = s["metrics"]
     acc_metrics = s.get("acc_metrics") or []
     for method in cfg.methods:
-        lines += [f"## {method}", "",
-                  "Perplexity mean ± std over seeds (lower is better); Δ = paired difference vs random "
-                  "(same seed), p-values of a paired t-test and an exact sign test.", ""]
-        head = ["strategy", "WikiText-2 ppl", "Δ vs random", "p (t)", "p (sign)"] + [m for m in metrics if m != "wikitext2-test"]
+        lines += [
+            f"## {method}",
+            "",
+            "Perplexity mean ± std over seeds (lower is better); Δ = paired difference vs random "
+            "(same seed), p-values of a paired t-test and an exact sign test.",
+            "",
+        ]
+        head = ["strategy", "WikiText-2 ppl", "Δ vs random", "p (t)", "p (sign)"] + [
+            m for m in metrics if m != "wikitext2-test"
+        ]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for strategy in cfg.strategies:
             row = s["table"].get(f"{strategy}|{method}", {})
             w = row.get("wikitext2-test")
             vr = (w or {}).get("vs_random") or {}
             cells = [
-                strategy, f"{_pm(w)} (n={w['n'] if w else 0})",
+                strategy,
+                f"{_pm(w)} (n={w['n'] if w else 0})",
                 "–" if vr.get("mean_diff") is None else f"{vr['mean_diff']:+.2f} ± {vr['std_diff']:.2f}",
-                _p(vr.get("p_t")), _p(vr.get("p_sign")),
+                _p(vr.get("p_t")),
+                _p(vr.get("p_sign")),
             ] + [_pm(row.get(m)) for m in metrics if m != "wikitext2-test"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         if acc_metrics:
             lines += _accuracy_table(s["acc_table"], method, cfg, acc_metrics, dense.get("acc") or {})
-    lines += ["## Selection cost", "",
-              "Wall-clock seconds of the selection step on the per-seed pool (model already loaded; pool "
-              "tokenization excluded), tokens forwarded through or generated by the model, ratio to ZipCal.", "",
-              "| strategy | select seconds | tokens through model | device | ratio vs zipcal |", "|---|---|---|---|---|"]
+    lines += [
+        "## Selection cost",
+        "",
+        "Wall-clock seconds of the selection step on the per-seed pool (model already loaded; pool "
+        "tokenization excluded), tokens forwarded through or generated by the model, ratio to ZipCal.",
+        "",
+        "| strategy | select seconds | tokens through model | device | ratio vs zipcal |",
+        "|---|---|---|---|---|",
+    ]
     for strategy, c in s["selection_cost"].items():
         r = c.get("time_ratio_vs_zipcal")
         lines.append(
@@ -655,14 +762,18 @@ def _mc_description(data: Dict[str, Any]) -> str:
     return ", ".join(f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in data["mc"].items())
 
 
-def _accuracy_table(acc_table: Dict[str, Any], method: str, cfg: QualityConfig, acc_metrics: List[str],
-                    dense: Dict[str, float]) -> List[str]:
+def _accuracy_table(
+    acc_table: Dict[str, Any], method: str, cfg: QualityConfig, acc_metrics: List[str], dense: Dict[str, float]
+) -> List[str]:
     """Markdown rows: accuracy (%) mean ± std over seeds per task and their average;
     paired difference vs random (same seed) of the average with p-values, and per task."""
     tasks = [m for m in acc_metrics if m != MC_AVERAGE]
-    lines = ["Zero-shot multiple-choice accuracy (%), mean ± std over seeds (higher is better); "
-             "Δ = paired difference vs random (same seed) in points, for the task average with p-values "
-             "(paired t-test, exact sign test), per task in brackets.", ""]
+    lines = [
+        "Zero-shot multiple-choice accuracy (%), mean ± std over seeds (higher is better); "
+        "Δ = paired difference vs random (same seed) in points, for the task average with p-values "
+        "(paired t-test, exact sign test), per task in brackets.",
+        "",
+    ]
     head = ["strategy", "average", "Δ vs random", "p (t)", "p (sign)"] + tasks
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -681,14 +792,23 @@ def _accuracy_table(acc_table: Dict[str, Any], method: str, cfg: QualityConfig, 
         row = acc_table.get(f"{strategy}|{method}", {})
         avg = row.get(MC_AVERAGE)
         vr = (avg or {}).get("vs_random") or {}
-        cells = [strategy, f"{pm(avg)} (n={avg['n'] if avg else 0})", delta(avg), _p(vr.get("p_t")), _p(vr.get("p_sign"))]
+        cells = [
+            strategy,
+            f"{pm(avg)} (n={avg['n'] if avg else 0})",
+            delta(avg),
+            _p(vr.get("p_t")),
+            _p(vr.get("p_sign")),
+        ]
         for t in tasks:
             d = delta(row.get(t))
             cells.append(pm(row.get(t)) + ("" if d == "–" else f" ({d.split(' ±')[0]})"))
         lines.append("| " + " | ".join(cells) + " |")
     if dense:
-        lines.append("| dense (uncompressed) | " + " | ".join(
-            [_pct(dense.get(MC_AVERAGE)), "", "", ""] + [_pct(dense.get(t)) for t in tasks]) + " |")
+        lines.append(
+            "| dense (uncompressed) | "
+            + " | ".join([_pct(dense.get(MC_AVERAGE)), "", "", ""] + [_pct(dense.get(t)) for t in tasks])
+            + " |"
+        )
     lines.append("")
     return lines
 
@@ -701,7 +821,9 @@ def plot_quality_vs_time(path: Path, data: Dict[str, Any]) -> None:
 
     s = data["summary"]
     cost = s["selection_cost"]
-    methods = sorted({k.split("|")[1] for k, row in s["table"].items() if (row.get("wikitext2-test") or {}).get("mean") is not None})
+    methods = sorted(
+        {k.split("|")[1] for k, row in s["table"].items() if (row.get("wikitext2-test") or {}).get("mean") is not None}
+    )
     if not methods:
         return
     fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)
@@ -742,13 +864,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-tokens", type=int, default=None, help="WikiText-2 test tokens evaluated (default 32768)")
     p.add_argument("--eval-seq-len", type=int, default=None, help="evaluation window (default 512)")
     p.add_argument("--heldout-tokens", type=int, default=None, help="held-out tokens per pool source (default 8192)")
-    p.add_argument("--mc-examples", type=int, default=None,
-                   help="multiple-choice examples per task (default 200, all when fewer; 0: no accuracy)")
-    p.add_argument("--mc-tasks", type=_csv, default=None,
-                   help=f"tasks built from held-out text ({','.join(MC_TASKS)}: the default) and/or BIG-bench "
-                        "tasks extracted with `python -m zipcal.bench.bigbench extract`")
-    p.add_argument("--bigbench-dir", default=None,
-                   help="folder of the extracted task files (default $ZIPCAL_BIGBENCH_DIR or ~/.cache/zipcal/bigbench)")
+    p.add_argument(
+        "--mc-examples",
+        type=int,
+        default=None,
+        help="multiple-choice examples per task (default 200, all when fewer; 0: no accuracy)",
+    )
+    p.add_argument(
+        "--mc-tasks",
+        type=_csv,
+        default=None,
+        help=f"tasks built from held-out text ({','.join(MC_TASKS)}: the default) and/or BIG-bench "
+        "tasks extracted with `python -m zipcal.bench.bigbench extract`",
+    )
+    p.add_argument(
+        "--bigbench-dir",
+        default=None,
+        help="folder of the extracted task files (default $ZIPCAL_BIGBENCH_DIR or ~/.cache/zipcal/bigbench)",
+    )
     p.add_argument("--packing", choices=["fill", "truncate", "random-window", "concat-chunk"], default=None)
     p.add_argument("--self-gen-recipe", choices=["prefix", "bos"], default=None)
     p.add_argument("--model", default=None, help="'smollm2' (default, offline) or a local model folder")
@@ -767,12 +900,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> QualityConfig:
     cfg = quick_config() if args.quick else QualityConfig()
     mapping = {
-        "strategies": args.strategies, "methods": args.methods, "n": args.n, "seq_len": args.seq_len,
-        "pool_size": args.pool_size, "max_per_source": args.max_per_source, "eval_tokens": args.eval_tokens,
-        "eval_seq_len": args.eval_seq_len, "heldout_tokens": args.heldout_tokens, "packing": args.packing,
-        "mc_examples": args.mc_examples, "mc_tasks": args.mc_tasks, "bigbench_dir": args.bigbench_dir,
-        "self_gen_recipe": args.self_gen_recipe, "model": args.model, "wikitext_dir": args.wikitext_dir,
-        "batch_size": args.batch_size, "device": args.device, "threads": args.threads, "out": args.out,
+        "strategies": args.strategies,
+        "methods": args.methods,
+        "n": args.n,
+        "seq_len": args.seq_len,
+        "pool_size": args.pool_size,
+        "max_per_source": args.max_per_source,
+        "eval_tokens": args.eval_tokens,
+        "eval_seq_len": args.eval_seq_len,
+        "heldout_tokens": args.heldout_tokens,
+        "packing": args.packing,
+        "mc_examples": args.mc_examples,
+        "mc_tasks": args.mc_tasks,
+        "bigbench_dir": args.bigbench_dir,
+        "self_gen_recipe": args.self_gen_recipe,
+        "model": args.model,
+        "wikitext_dir": args.wikitext_dir,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "threads": args.threads,
+        "out": args.out,
         "note": args.note,
     }
     for k, v in mapping.items():

@@ -51,11 +51,22 @@ def run_speed(
     if threads:
         torch.set_num_threads(threads)
     strategies = list(strategies or STRATEGIES)
-    cfg = QualityConfig(n=n, seq_len=seq_len, pool_size=pool_size, model=model, tiny_model=tiny_model,
-                        wikitext_dir=wikitext_dir, batch_size=batch_size, device=device, threads=threads)
+    cfg = QualityConfig(
+        n=n,
+        seq_len=seq_len,
+        pool_size=pool_size,
+        model=model,
+        tiny_model=tiny_model,
+        wikitext_dir=wikitext_dir,
+        batch_size=batch_size,
+        device=device,
+        threads=threads,
+    )
     mixed = build_pool(wikitext_dir)
     base, tok = load_base(cfg)
-    idx = np.sort(np.random.default_rng(0).choice(len(mixed.texts), size=min(pool_size, len(mixed.texts)), replace=False))
+    idx = np.sort(
+        np.random.default_rng(0).choice(len(mixed.texts), size=min(pool_size, len(mixed.texts)), replace=False)
+    )
     texts = [mixed.texts[i] for i in idx]
     t0 = time.perf_counter()
     pool = load_pool(texts, tokenizer=tok, seq_len=seq_len, min_tokens=min(16, seq_len))
@@ -69,20 +80,38 @@ def run_speed(
             toks.append(int(sel.info.get("tokens_through_model", 0)))
             device_used = sel.info.get("device", "cpu")
             log.info("%s repeat %d: %.4fs", strategy, r, times[-1])
-        res[strategy] = {"select_seconds": mean_std(times), "runs": times, "tokens_through_model": mean_std(toks),
-                         "device": device_used, "model_based": strategy in MODEL_STRATEGIES}
+        res[strategy] = {
+            "select_seconds": mean_std(times),
+            "runs": times,
+            "tokens_through_model": mean_std(toks),
+            "device": device_used,
+            "model_based": strategy in MODEL_STRATEGIES,
+        }
     z = res.get("zipcal", {}).get("select_seconds", {}).get("mean")
-    for s, r in res.items():
+    for _s, r in res.items():
         m = r["select_seconds"]["mean"]
         r["ratio_vs_zipcal_select"] = m / z if z else None
         r["ratio_vs_zipcal_ingest_and_select"] = m / (z + ingest) if z is not None else None
     data = {
-        "settings": {"n": n, "seq_len": seq_len, "pool_size": pool_size, "pool_candidates": len(pool),
-                     "repeats": repeats, "model": "tiny random Llama" if tiny_model else model,
-                     "batch_size": batch_size, "max_length": seq_len},
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-                        "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-                        "date": _dt.datetime.now().isoformat(timespec="seconds")},
+        "settings": {
+            "n": n,
+            "seq_len": seq_len,
+            "pool_size": pool_size,
+            "pool_candidates": len(pool),
+            "repeats": repeats,
+            "model": "tiny random Llama" if tiny_model else model,
+            "batch_size": batch_size,
+            "max_length": seq_len,
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+            "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        },
         "zipcal_ingest_seconds": ingest,
         "strategies": res,
     }
@@ -106,14 +135,16 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         f"Environment: {data['environment']}.",
         f"ZipCal pool ingest (tokenize + type sets): {data['zipcal_ingest_seconds']:.3f} s.",
         "",
-        "| strategy | select seconds (mean ± std) | tokens through model | device | ratio vs zipcal select | ratio vs zipcal ingest + select |",
+        "| strategy | select seconds (mean ± std) | tokens through model | device | ratio vs zipcal select "
+        "| ratio vs zipcal ingest + select |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in data["strategies"].items():
         ms = r["select_seconds"]
         a, b = r["ratio_vs_zipcal_select"], r["ratio_vs_zipcal_ingest_and_select"]
         lines.append(
-            f"| {name} | {ms['mean']:.4f} ± {ms['std']:.4f} | {r['tokens_through_model']['mean']:.0f} | {r['device']} | "
+            f"| {name} | {ms['mean']:.4f} ± {ms['std']:.4f} | {r['tokens_through_model']['mean']:.0f} "
+            f"| {r['device']} | "
             f"{'–' if a is None else f'{a:.1f}x'} | {'–' if b is None else f'{b:.1f}x'} |"
         )
     lines.append("")
@@ -139,9 +170,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_speed(args: argparse.Namespace) -> int:
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     data = run_speed(
-        strategies=strategies, n=args.n, seq_len=args.seq_len, pool_size=args.pool_size, repeats=args.repeats,
-        model=args.model, tiny_model=args.tiny_model, wikitext_dir=args.wikitext_dir, batch_size=args.batch_size,
-        device=args.device, threads=args.threads, out=args.out,
+        strategies=strategies,
+        n=args.n,
+        seq_len=args.seq_len,
+        pool_size=args.pool_size,
+        repeats=args.repeats,
+        model=args.model,
+        tiny_model=args.tiny_model,
+        wikitext_dir=args.wikitext_dir,
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=args.threads,
+        out=args.out,
     )
     for name, r in data["strategies"].items():
         ratio = r["ratio_vs_zipcal_select"]

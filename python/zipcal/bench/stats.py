@@ -66,7 +66,14 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> Dict[str, Optional[fl
     """Paired comparison of ``a`` against ``b`` (same seeds, same order): mean and
     std of the differences ``a - b``, paired t-test and exact sign-test p-values."""
     d = [float(x) - float(y) for x, y in zip(a, b)]
-    out: Dict[str, Optional[float]] = {"n": len(d), "mean_diff": None, "std_diff": None, "t": None, "p_t": None, "p_sign": None}
+    out: Dict[str, Optional[float]] = {
+        "n": len(d),
+        "mean_diff": None,
+        "std_diff": None,
+        "t": None,
+        "p_t": None,
+        "p_sign": None,
+    }
     if not d:
         return out
     ms = mean_std(d)
@@ -74,10 +81,10 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> Dict[str, Optional[fl
     if len(d) > 1:
         sd = ms["std"] or 0.0
         if sd > 0:
-            t = ms["mean"] / (sd / math.sqrt(len(d)))
+            t = (ms["mean"] or 0.0) / (sd / math.sqrt(len(d)))
             out["t"] = t
             out["p_t"] = t_two_sided_p(t, len(d) - 1)
-        elif ms["mean"] != 0:
+        elif ms["mean"]:
             out["t"] = math.copysign(math.inf, ms["mean"])
             out["p_t"] = 0.0
         else:

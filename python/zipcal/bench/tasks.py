@@ -109,8 +109,15 @@ def lastword_items(passages: Sequence[Sequence[str]], k: int, max_words: int = 1
         rng = _rng("lastword", idx, target)
         choices = rng.sample(pool, 3) + [target]
         rng.shuffle(choices)
-        items.append({"context": context, "choices": choices, "label": choices.index(target),
-                      "id": f"lastword-{idx}", "source": source})
+        items.append(
+            {
+                "context": context,
+                "choices": choices,
+                "label": choices.index(target),
+                "id": f"lastword-{idx}",
+                "source": source,
+            }
+        )
     return _sample(items, k, "lastword")
 
 
@@ -138,8 +145,15 @@ def continuation_items(passages: Sequence[Sequence[str]], k: int, max_words: int
         rng = _rng("continuation", idx)
         choices = rng.sample(others, 3) + [nxt]
         rng.shuffle(choices)
-        items.append({"context": " ".join(head), "choices": choices, "label": choices.index(nxt),
-                      "id": f"continuation-{idx}", "source": source})
+        items.append(
+            {
+                "context": " ".join(head),
+                "choices": choices,
+                "label": choices.index(nxt),
+                "id": f"continuation-{idx}",
+                "source": source,
+            }
+        )
     return _sample(items, k, "continuation")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import ZipcalError
 import json
 import logging
 import os
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from ..errors import ZipcalError
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,7 @@ def read_texts(path: "str | os.PathLike[str]", column: str = "text") -> List[str
 
         table = pq.read_table(p)
         if column not in table.column_names:
-            raise CalibrationError(
-                f"{p}: no {column!r} column (columns: {', '.join(table.column_names)})"
-            )
+            raise CalibrationError(f"{p}: no {column!r} column (columns: {', '.join(table.column_names)})")
         texts = table.column(column).to_pylist()
     elif suffix in (".jsonl", ".ndjson"):
         texts = []

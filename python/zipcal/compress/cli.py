@@ -78,8 +78,15 @@ def _compress(args: argparse.Namespace) -> int:
     )
     if method in PRUNE:
         report = prune(
-            model, args.calib, method=method, sparsity=args.sparsity, structure=args.structure,
-            owl=args.owl, owl_m=args.owl_m, owl_lambda=args.owl_lambda, **common,
+            model,
+            args.calib,
+            method=method,
+            sparsity=args.sparsity,
+            structure=args.structure,
+            owl=args.owl,
+            owl_m=args.owl_m,
+            owl_lambda=args.owl_lambda,
+            **common,
         )
         save_compressed(model, args.output, tokenizer, report, overwrite=args.overwrite)
         if args.json:
@@ -89,9 +96,14 @@ def _compress(args: argparse.Namespace) -> int:
             print(f"saved to {args.output}")
     else:
         meta = quantize(
-            model, args.calib, method=method, bits=args.bits,
+            model,
+            args.calib,
+            method=method,
+            bits=args.bits,
             group_size=args.group_size if args.group_size and args.group_size > 0 else None,
-            act_order=args.act_order, symmetric=args.symmetric, **common,
+            act_order=args.act_order,
+            symmetric=args.symmetric,
+            **common,
         )
         save_compressed(model, args.output, tokenizer, meta, overwrite=args.overwrite)
         if args.json:
@@ -125,8 +137,13 @@ def _eval(args: argparse.Namespace) -> int:
     results: Dict[str, Any] = {"model": str(args.model)}
     if args.ppl:
         results["perplexity"] = perplexity_stats(
-            model, tokenizer, args.ppl, seq_len=args.seq_len, max_windows=args.max_windows,
-            batch_size=args.batch_size, progress=not args.quiet,
+            model,
+            tokenizer,
+            args.ppl,
+            seq_len=args.seq_len,
+            max_windows=args.max_windows,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
         )
     if args.tasks:
         results["multiple_choice"] = multiple_choice(model, tokenizer, args.tasks, limit=args.limit)

@@ -6,13 +6,14 @@ No compression math lives here; see :mod:`zipcal.compress.kernels`.
 
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
+
+from ..errors import InvalidArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,16 @@ def find_linears(layer: nn.Module) -> Dict[str, nn.Module]:
     return {name: m for name, m in layer.named_modules() if name and is_linear(m)}
 
 
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """The module's weight tensor (``nn.Linear`` and ``Conv1D`` alike)."""
+    w = module.weight
+    assert isinstance(w, torch.Tensor)
+    return w
+
+
 def get_weight(module: nn.Module) -> torch.Tensor:
     """Float32 copy of the weight in ``[out, in]`` layout."""
-    w = module.weight.data
+    w = weight_of(module).data
     if is_transposed(module):
         w = w.t()
     return w.float().clone()
@@ -94,14 +102,15 @@ def get_weight(module: nn.Module) -> torch.Tensor:
 
 def set_weight(module: nn.Module, w: torch.Tensor) -> None:
     """Write a ``[out, in]`` weight back in the module's own layout and dtype."""
-    target = module.weight.data
+    target = weight_of(module).data
     if is_transposed(module):
         w = w.t()
     target.copy_(w.to(dtype=target.dtype, device=target.device))
 
 
 def in_features(module: nn.Module) -> int:
-    return int(module.weight.shape[0] if is_transposed(module) else module.weight.shape[1])
+    shape = weight_of(module).shape
+    return int(shape[0] if is_transposed(module) else shape[1])
 
 
 # --------------------------------------------------------------------------

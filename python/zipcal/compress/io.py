@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import ZipcalError
 import contextlib
 import json
 import logging
@@ -11,6 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
+
+from ..errors import ZipcalError
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ Conventions
 
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError
 import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+
+from ..errors import InvalidArgumentError
 
 __all__ = [
     "accumulate_hessian",
@@ -53,9 +54,7 @@ def _flatten_inputs(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1]).float()
 
 
-def accumulate_hessian(
-    h_sum: Optional[torch.Tensor], count: int, x: torch.Tensor
-) -> Tuple[torch.Tensor, int]:
+def accumulate_hessian(h_sum: Optional[torch.Tensor], count: int, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
     """Add ``XᵀX`` of a batch of inputs to a running sum.
 
     ``x`` is ``[..., in_features]``; every leading position counts as one token.
@@ -74,9 +73,7 @@ def finalize_hessian(h_sum: torch.Tensor, count: int) -> torch.Tensor:
     return h_sum * (2.0 / count)
 
 
-def accumulate_sq_norms(
-    sq_sum: Optional[torch.Tensor], count: int, x: torch.Tensor
-) -> Tuple[torch.Tensor, int]:
+def accumulate_sq_norms(sq_sum: Optional[torch.Tensor], count: int, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
     """Add the per-input-feature sum of squares ``sum_t x_tj²`` of a batch."""
     x = _flatten_inputs(x)
     if sq_sum is None:
@@ -188,9 +185,7 @@ def prune_wanda(
     return w, mask
 
 
-def _prepare_hessian(
-    w: torch.Tensor, h: torch.Tensor, percdamp: float
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def _prepare_hessian(w: torch.Tensor, h: torch.Tensor, percdamp: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Zero dead inputs, dampen, and return ``(W, upper Cholesky factor of H⁻¹)``."""
     h = h.float().clone()
     dead = torch.diag(h) == 0
@@ -294,9 +289,7 @@ def _norm_group(group_size: Optional[int], cols: int) -> int:
     return int(group_size)
 
 
-def quant_params(
-    x: torch.Tensor, bits: int, symmetric: bool = False
-) -> Tuple[torch.Tensor, torch.Tensor]:
+def quant_params(x: torch.Tensor, bits: int, symmetric: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-row ``(scale, zero)`` of an affine grid covering ``x[rows, g]`` and 0."""
     maxq = 2**bits - 1
     x = x.float()
@@ -316,9 +309,7 @@ def quant_params(
     return scale, zero
 
 
-def fake_quantize(
-    x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
-) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int) -> torch.Tensor:
     """Round ``x`` onto the grid ``scale·(q - zero)``; scale/zero broadcast per row."""
     maxq = 2**bits - 1
     if scale.dim() == 1 and x.dim() == 2:
@@ -412,6 +403,7 @@ def quantize_gptq(
                 zeros.append(zero)
             col = w1[:, i]
             d = hinv1[i, i]
+            assert scale is not None and zero is not None  # column 0 starts a group
             q = fake_quantize(col.unsqueeze(1), scale, zero, bits).squeeze(1)
             q1[:, i] = q
             err = (col - q) / d
@@ -445,9 +437,7 @@ def outlier_ratio(scores: Sequence[torch.Tensor], m: float = 5.0) -> float:
     return float((flat > flat.mean() * m).float().mean())
 
 
-def owl_layer_sparsities(
-    ratios: Sequence[float], target: float, lam: float = 0.08
-) -> List[float]:
+def owl_layer_sparsities(ratios: Sequence[float], target: float, lam: float = 0.08) -> List[float]:
     """OWL per-layer sparsity from per-layer outlier ratios.
 
     Ratios are min-max scaled to ``[0, 2λ]``, shifted so their mean is the

@@ -10,13 +10,13 @@ Only one decoder layer is on the compute device at a time.
 
 from __future__ import annotations
 
-from ..errors import InvalidArgumentError
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError
 from . import kernels as K
 from .calib import CalibrationError, check_vocab, load_calibration
 from .hooks import (
@@ -72,6 +72,8 @@ def _sequential(
     batches: List[LayerBatch] = capture_layer_inputs(
         model, layers_path, layers, data["input_ids"], data["attention_mask"], device, batch_size
     )
+    acc: Callable[..., Any]
+    fin: Callable[..., Any]
     if stats == "hessian":
         acc, fin = K.accumulate_hessian, K.finalize_hessian
     elif stats == "norms":
@@ -112,7 +114,7 @@ def _each_layer(model: nn.Module, device: torch.device, on_layer, progress: bool
 
 
 def _zero_fraction(module: nn.Module) -> float:
-    w = module.weight.data
+    w = get_weight(module)
     return float((w == 0).sum()) / w.numel()
 
 
@@ -196,6 +198,7 @@ def prune(
     if method != "magnitude":
         data = _prepare_calibration(model, calib, tokenizer, seq_len, n)
     if owl:
+        assert data is not None  # OWL needs statistics: magnitude was refused above
         owl_info = owl_sparsities(model, data, sparsity, owl_m, owl_lambda, dev, batch_size, progress)
         targets = owl_info["sparsities"]
 
@@ -219,8 +222,14 @@ def prune(
             zeros += int(round(frac * mod.weight.numel()))
             total += mod.weight.numel()
         report_layers.append(
-            {"index": idx, "target": target, "sparsity": zeros / max(total, 1), "zeros": zeros,
-             "params": total, "modules": mods}
+            {
+                "index": idx,
+                "target": target,
+                "sparsity": zeros / max(total, 1),
+                "zeros": zeros,
+                "params": total,
+                "modules": mods,
+            }
         )
         log.info("layer %d: sparsity %.4f (target %.4f)", idx, zeros / max(total, 1), target)
 
@@ -229,6 +238,7 @@ def prune(
         _each_layer(model, dev, on_layer, progress, desc)
     else:
         stats = "norms" if method == "wanda" else "hessian"
+        assert data is not None
         _sequential(model, data, dev, batch_size, stats, on_layer, progress, desc)
 
     zeros = sum(r["zeros"] for r in report_layers)
