@@ -951,12 +951,20 @@ pub fn arrow_strings<'a>(
         origin: &Origin,
         replace: bool,
     ) -> Result<(Vec<Option<Cow<'a, str>>>, u64)> {
-        let out: Vec<Option<Cow<'a, str>>> = crate::threads::install(|| {
+        let parallel: Result<Vec<Option<Cow<'a, str>>>> = crate::threads::install(|| {
             (0..len)
                 .into_par_iter()
                 .map(|i| check(get(i), i, origin, replace))
                 .collect::<Result<_>>()
-        })?;
+        });
+        // A parallel collect stops at whichever invalid row a thread met first: the
+        // error names the first invalid row of the batch, found again in order.
+        let out = match parallel {
+            Ok(out) => out,
+            Err(_) => (0..len)
+                .map(|i| check(get(i), i, origin, replace))
+                .collect::<Result<_>>()?,
+        };
         let invalid = out
             .iter()
             .filter(|s| matches!(s, Some(Cow::Owned(_))))
@@ -1707,6 +1715,40 @@ mod tests {
                     Some("a longer text, past twelve bytes: ü")
                 ]
             );
+        }
+    }
+
+    #[test]
+    fn an_invalid_batch_names_its_first_invalid_row_whatever_the_threads() {
+        // Invalid rows far apart, so that parallel validation meets them in any order.
+        let (n, bad) = (60_000usize, [17usize, 31_000, 59_999]);
+        let mut data = Vec::new();
+        let mut offsets = vec![0i32];
+        for i in 0..n {
+            if bad.contains(&i) {
+                data.extend_from_slice(b"ab\xffc");
+            } else {
+                data.extend_from_slice(format!("row {i}").as_bytes());
+            }
+            offsets.push(data.len() as i32);
+        }
+        // SAFETY: well-formed offsets and data; only the UTF-8 of `bad` rows is invalid,
+        // which is what `arrow_strings` must catch.
+        let a = unsafe {
+            StringArray::new_unchecked(
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                Buffer::from(data),
+                None,
+            )
+        };
+        let origin = Origin {
+            source: "big.parquet".into(),
+            first_row: 100,
+            column: "text".into(),
+        };
+        for _ in 0..20 {
+            let e = arrow_strings(&a, &origin, false).unwrap_err().to_string();
+            assert!(e.contains("big.parquet: row 117, column"), "{e}");
         }
     }
 
