@@ -24,16 +24,26 @@ from .errors import (
     ZipcalError,
 )
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zipcal")  # the one version: pyproject.toml
+    except PackageNotFoundError:  # pragma: no cover - a source tree not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 _LAZY = {
     "select": ("zipcal.selection", "select"),
     "Selection": ("zipcal.selection", "Selection"),
-    "Pool": ("zipcal.selection", "Pool"),
-    "load_pool": ("zipcal.selection", "load_pool"),
+    "Pool": ("zipcal.pool", "Pool"),
+    "load_pool": ("zipcal.pool", "load_pool"),
     "available_strategies": ("zipcal.strategies", "available"),
     "register_strategy": ("zipcal.strategies", "register"),
-    "corpus_stats": ("zipcal.stats", "corpus_stats"),
+    "corpus_stats": ("zipcal.pool", "corpus_stats"),
     "default_corpus": ("zipcal.default_corpus", "default_corpus"),
     "set_num_threads": ("zipcal._core", "set_num_threads"),
     "get_num_threads": ("zipcal._core", "get_num_threads"),

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import textwrap
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import ZipcalError
@@ -141,7 +141,8 @@ def _usage(msg: str) -> _UsageError:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from .default_corpus import DESCRIPTION
-    from .selection import load_pool, select
+    from .pool import load_pool
+    from .selection import select
 
     source = _source(args)
     out = sys.stdout
@@ -163,14 +164,14 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.output:
         sel.save(args.output)
     if args.stats_json:
-        from .io import atomic_path
+        from .files import atomic_path
 
         with atomic_path(args.stats_json) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"pool": pool.stats, "selection": sel.stats}, f, indent=2, default=float)
     if args.plot:
-        from .stats import plot_rank_frequency
+        from .frequencies import plot_rank_frequency
 
-        plot_rank_frequency(pool, sel, args.plot)
+        plot_rank_frequency(_plot_series(pool, sel), args.plot)
     if not args.quiet:
         s = sel.stats
         summary = {
@@ -225,7 +226,8 @@ def _ray_pool(source: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .selection import load_pool, select
+    from .pool import load_pool
+    from .selection import select
 
     pool = load_pool(_source(args), **_pool_kwargs(args))
     stats = pool.stats
@@ -236,10 +238,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"zipcal stats ({'default corpus' if not args.inputs else ', '.join(args.inputs)})", stats, sys.stdout
         )
     if args.plot:
-        from .stats import plot_rank_frequency
+        from .frequencies import plot_rank_frequency
 
         sel = select(pool, min(args.n, len(pool))) if len(pool) else None
-        plot_rank_frequency(pool, sel, args.plot)
+        plot_rank_frequency(_plot_series(pool, sel), args.plot)
         if not args.quiet:
             print(f"wrote {args.plot}")
     return 0
@@ -309,17 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("strategies", help="list selection strategies")
     p.set_defaults(func=cmd_strategies)
 
-    from .bench import register as register_bench
+    from .experiments import register as register_bench
 
     register_bench(sub)
 
     try:
-        from .compress.cli import register as register_compress
+        from .compress.commands import register as register_compress
     except ImportError:
         pass
     else:
         register_compress(sub)
     return parser
+
+
+def _plot_series(pool: Any, sel: Any) -> List[Tuple[str, Any]]:
+    series = [("pool", pool.counts)]
+    if sel is not None:
+        series.append((f"selection ({sel.strategy}, n={len(sel)})", sel.type_counts()))
+    return series
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

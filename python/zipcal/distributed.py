@@ -41,29 +41,29 @@ import pyarrow as pa
 
 from . import _core, errors
 from .errors import InvalidArgumentError, MissingDependencyError
-from .remote import is_url
-from .selection import (
+from .pool import (
     DEFAULT_MIN_TOKENS,
     DEFAULT_UNIT,
     UNITS,
+    Part,
     Pool,
-    Selection,
-    _Part,
-    _positive,
-    _threads,
     add_batch,
+    positive_int,
     row_capacity,
+    using_threads,
 )
-from .selection import select as _select
+from .remote import is_url
+from .selection import Selection
+from .selection import select as select_from_pool
 from .sources import (
     PARQUET_EXT,
     Batch,
     ReadCounters,
     ReadOptions,
-    _file_batches,
-    _parquet,
     expand_paths,
+    file_batches,
     is_file_source,
+    parquet_batches,
     pick_column,
     random_access,
 )
@@ -125,9 +125,9 @@ def plan_units(
 def unit_batches(unit: WorkUnit, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
     """The text batches of one work unit (the same texts a whole-corpus read yields)."""
     if unit.row_groups is not None:
-        yield from _parquet(unit.path, opts, list(unit.row_groups), unit.first_row)
+        yield from parquet_batches(unit.path, opts, list(unit.row_groups), unit.first_row)
     else:
-        yield from _file_batches(unit.path, opts, counters or ReadCounters())
+        yield from file_batches(unit.path, opts, counters or ReadCounters())
 
 
 # ---------------------------------------------------------------- workers
@@ -186,7 +186,7 @@ def ingest_unit(unit: WorkUnit, settings: Dict[str, Any], spec: Tuple[str, str])
     )
     counters = ReadCounters()
     rows = 0
-    with _threads(settings["threads"]):
+    with using_threads(settings["threads"]):
         for batch in unit_batches(unit, opts, counters):
             add_batch(corpus, batch, rows, opts)
             rows += len(batch.array)
@@ -297,11 +297,11 @@ def load_pool(
         )
     if unit not in UNITS:
         raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {unit!r}")
-    seq_len = _positive("seq_len", seq_len)
-    cpus_per_task = _positive("cpus_per_task", cpus_per_task)
-    unit_bytes = _positive("unit_bytes", unit_bytes)
+    seq_len = positive_int("seq_len", seq_len)
+    cpus_per_task = positive_int("cpus_per_task", cpus_per_task)
+    unit_bytes = positive_int("unit_bytes", unit_bytes)
     if max_candidates is not None:
-        max_candidates = _positive("max_candidates", max_candidates)
+        max_candidates = positive_int("max_candidates", max_candidates)
     if min_tokens is None:
         min_tokens = min(DEFAULT_MIN_TOKENS, seq_len)
     opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
@@ -378,7 +378,7 @@ def load_pool(
         raise errors.ZipcalError(f"{len(units) - len(starts)} of {len(units)} Ray tasks returned nothing")
     corpus.finish()
     elapsed = time.perf_counter() - t0
-    parts = [_Part(first, shown[u.path], u.first_row, None, n) for first, u, n in parts_meta]
+    parts = [Part(first, shown[u.path], u.first_row, None, n) for first, u, n in parts_meta]
     pool = Pool(
         corpus,
         segmenter,
@@ -451,4 +451,4 @@ def select(
         cpus_per_task=cpus_per_task,
         progress=progress,
     )
-    return _select(pool, n, strategy=strategy, seed=seed, **options)
+    return select_from_pool(pool, n, strategy=strategy, seed=seed, **options)

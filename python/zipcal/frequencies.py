@@ -1,13 +1,11 @@
-"""Corpus and selection statistics: coverage, type-token ratio, Zipf exponent."""
+"""Statistics of type frequencies (plain functions over count arrays): tokens,
+types, type-token ratio, Zipf exponent, rank-frequency plots."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .selection import Pool, Selection
 
 
 def zipf_exponent(counts: np.ndarray) -> Optional[float]:
@@ -74,33 +72,9 @@ def frequency_summary(counts: np.ndarray) -> Dict[str, Any]:
     }
 
 
-def pool_stats(pool: "Pool") -> Dict[str, Any]:
-    r = pool.report
-    out: Dict[str, Any] = {
-        "segmenter": pool.tokenizer_name,
-        "unit": pool.unit,
-        "rows": r["rows"],
-        "null_rows": r["null_rows"],
-        "empty_rows": r["empty_rows"],
-        "invalid_utf8_rows": pool.invalid_utf8_rows,
-        "short_candidates_skipped": r["short_candidates"],
-        "candidates": r["candidates"],
-        "bytes": r["bytes"],
-        "ingest_seconds": pool.ingest_seconds,
-    }
-    out.update(frequency_summary(pool.counts))
-    return out
-
-
-def corpus_stats(source: Any, **pool_kwargs: Any) -> Dict[str, Any]:
-    """Statistics of a corpus (any source :func:`zipcal.select` accepts)."""
-    from .selection import load_pool
-
-    return pool_stats(load_pool(source, **pool_kwargs))
-
-
-def plot_rank_frequency(pool: "Pool", selection: Optional["Selection"], path: str) -> None:
-    """Write a log-log rank-frequency plot (pool vs selection) to ``path`` (PNG)."""
+def plot_rank_frequency(series: Sequence[Tuple[str, np.ndarray]], path: str) -> None:
+    """Write a log-log rank-frequency plot of ``(label, type counts)`` series to
+    ``path`` (PNG)."""
     try:
         import matplotlib
 
@@ -110,12 +84,9 @@ def plot_rank_frequency(pool: "Pool", selection: Optional["Selection"], path: st
         from .errors import MissingDependencyError
 
         raise MissingDependencyError("--plot needs matplotlib: pip install 'zipcal[plot]'") from None
-    from .io import atomic_path
+    from .files import atomic_path
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    series = [("pool", pool.counts)]
-    if selection is not None:
-        series.append((f"selection ({selection.strategy}, n={len(selection)})", selection.type_counts()))
     for label, counts in series:
         f = np.sort(np.asarray(counts, dtype=np.float64)[np.asarray(counts) > 0])[::-1]
         if len(f) == 0:

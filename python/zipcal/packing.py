@@ -32,6 +32,9 @@ Segment = Tuple[int, int, int]
 SEPARATOR: Segment = (-1, 0, 1)
 
 
+POLICIES = ("fill", "truncate", "random-window", "concat-chunk")
+
+
 @dataclass(frozen=True)
 class Budget:
     """The token budget of a selection: ``rows`` rows of ``capacity`` content tokens.

@@ -250,7 +250,7 @@ def _reader_batches(reader: Any, col: Optional[str], where: str) -> Iterator[Bat
 # ---------------------------------------------------------------- file readers
 
 
-def _parquet(
+def parquet_batches(
     path: str, opts: ReadOptions, row_groups: Optional[Sequence[int]] = None, first_row: int = 0
 ) -> Iterator[Batch]:
     """Batches of a Parquet file, or of some of its row groups (``first_row`` is then
@@ -579,7 +579,7 @@ def _text(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batc
         yield Batch(path, first, pa.array(docs, type=pa.string()))
 
 
-def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
+def file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
     ext, codec = split_compression(path)
     counters.files += 1
     if codec is not None and ext in PARQUET_EXT | ARROW_EXT:
@@ -588,7 +588,7 @@ def _file_batches(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
             "pages; decompress it first"
         )
     if ext in PARQUET_EXT:
-        yield from _parquet(path, opts)
+        yield from parquet_batches(path, opts)
     elif ext in ARROW_EXT:
         yield from _arrow_ipc(path, opts)
     elif ext in JSONL_EXT:
@@ -692,7 +692,7 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, (list, tuple)) and _looks_like_paths(source)):
         later = dataclasses.replace(opts, first_batch_rows=0)  # a smaller batch for the first file only
         for k, p in enumerate(expand_paths(source)):
-            yield from _file_batches(p, opts if k == 0 else later, counters)
+            yield from file_batches(p, opts if k == 0 else later, counters)
         return
     mod = type(source).__module__ or ""
     if isinstance(source, pa.Table):

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from zipcal.compress.cli import register
+from zipcal.compress.commands import register
 
 
 def _run(argv):
@@ -54,7 +54,7 @@ def test_cli_module_imports_without_torch():
         "        raise ImportError('blocked ' + name)\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = guard\n"
-        "import zipcal.compress.cli as c\n"
+        "import zipcal.compress.commands as c\n"
         "import argparse\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='cmd')\n"
         "c.register(s)\n"

@@ -118,8 +118,8 @@ def test_built_accuracy_tasks_are_answerable(smollm2):
     """The dense model beats chance (25%) on the zero-shot tasks built from held-out
     text, so that the damage compression does can show. Measured on these 60 items:
     last word 90%, continuation 40%."""
-    from zipcal.bench.quality import mc_loglikelihoods
-    from zipcal.bench.tasks import build_tasks
+    from zipcal.experiments.quality import mc_loglikelihoods
+    from zipcal.experiments.tasks import build_tasks
 
     model, tok = smollm2
     tasks = build_tasks(WIKITEXT_DIR / "test.txt", examples=60)

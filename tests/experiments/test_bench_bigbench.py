@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_bigbench import fake_sdist
+from support.bigbench import fake_sdist
 
-from zipcal.bench import bigbench
 from zipcal.eval import read_tasks
+from zipcal.experiments import bigbench
 
 MODULE_FILE = Path(bigbench.__file__)
 
@@ -75,7 +75,7 @@ def test_convert_respects_task_prefixes():
 def test_extract_atomic_idempotent_and_missing(tmp_path, monkeypatch):
     sdist = fake_sdist(tmp_path / "fake.tar.gz", {"toy": TOY_TASK, "toy2": TOY_TASK})
     dest = tmp_path / "bb"
-    with pytest.raises(bigbench.BigBenchError, match="python -m zipcal.bench.bigbench extract"):
+    with pytest.raises(bigbench.BigBenchError, match="python -m zipcal.experiments.bigbench extract"):
         bigbench.task_files(["toy"], dest)
     with pytest.raises(bigbench.BigBenchError, match="SHA-256"):
         bigbench.extract(dest, tasks=["toy"], sdist=sdist)  # not the PyPI file

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from zipcal.bench import pool
+from zipcal.experiments import mixed_corpus as pool
 
 OPTIONAL = ("shakespeare", "wikipedia", "lee-news")
 

@@ -14,8 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from zipcal import bench  # noqa: E402
-from zipcal.bench import quality  # noqa: E402
+from zipcal import experiments as bench  # noqa: E402
+from zipcal.experiments import quality  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 def toy_bigbench(tmp_path_factory):
     """Toy multiple-choice tasks under BIG-bench's task names, installed by the real
     extraction code into a folder of their own (the harness reads $ZIPCAL_BIGBENCH_DIR)."""
-    from helpers_bigbench import install_toy_tasks
+    from support.bigbench import install_toy_tasks
 
-    from zipcal.bench import bigbench
+    from zipcal.experiments import bigbench
 
     dest = install_toy_tasks(tmp_path_factory.mktemp("bigbench") / "tasks", bigbench.TASKS)
     with pytest.MonkeyPatch.context() as mp:
@@ -70,7 +70,7 @@ def _numbers(data):
 
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
-    from zipcal.bench.pool import DEFAULT_WIKITEXT_DIR
+    from zipcal.experiments.mixed_corpus import DEFAULT_WIKITEXT_DIR
 
     if not (DEFAULT_WIKITEXT_DIR / "test.txt").is_file():
         pytest.skip("WikiText-2 test split not available")
@@ -151,9 +151,9 @@ def test_quick_grid_resumes(quick_runs):
 
 
 def test_missing_task_files_name_the_install_command(tmp_path):
-    from zipcal.bench.bigbench import BigBenchError
+    from zipcal.experiments.bigbench import BigBenchError
 
-    with pytest.raises(BigBenchError, match="python -m zipcal.bench.bigbench extract"):
+    with pytest.raises(BigBenchError, match="python -m zipcal.experiments.bigbench extract"):
         _run(
             [
                 "bench",
@@ -173,9 +173,9 @@ def test_missing_task_files_name_the_install_command(tmp_path):
 
 def test_batched_choice_scores_match_eval(tmp_path):
     """The harness's batched scorer gives zipcal.eval.choice_loglikelihoods' numbers."""
-    from zipcal.bench.bigbench import task_files
-    from zipcal.bench.tasks import build_tasks
     from zipcal.eval import choice_loglikelihoods, read_tasks
+    from zipcal.experiments.bigbench import task_files
+    from zipcal.experiments.tasks import build_tasks
 
     model, tok = quality.tiny_llama(0)
     items = [it for path in task_files().values() for it in read_tasks(path)[:3]]
@@ -194,7 +194,7 @@ def test_batched_choice_scores_match_eval(tmp_path):
 
 
 def test_paired_statistics():
-    from zipcal.bench.stats import paired_test, t_two_sided_p
+    from zipcal.experiments.significance import paired_test, t_two_sided_p
 
     assert abs(t_two_sided_p(2.0, 5) - 0.10194) < 1e-4
     assert abs(t_two_sided_p(12.706, 1) - 0.05) < 1e-3

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from zipcal.bench import tasks
-from zipcal.bench.pool import DEFAULT_WIKITEXT_DIR
+from zipcal.experiments import tasks
+from zipcal.experiments.mixed_corpus import DEFAULT_WIKITEXT_DIR
 
 TEST = DEFAULT_WIKITEXT_DIR / "test.txt"
 

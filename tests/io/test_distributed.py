@@ -18,7 +18,7 @@ from zipcal.errors import InputError, InvalidArgumentError
 ray = pytest.importorskip("ray", reason="the test environment installs ray[data] (scripts/env.sh test)")
 import zipcal.distributed as zd  # noqa: E402
 
-WIKITEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2" / "valid.txt"
+WIKITEXT = Path(__file__).resolve().parents[3] / "shared" / "data" / "wikitext-2" / "valid.txt"
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -70,7 +70,9 @@ def test_parquet_row_groups(tmp_path, texts):
     pq.write_table(table_of(texts), p, row_group_size=37)
     opts = src.ReadOptions(text_column="text", batch_rows=50)
     rows = [
-        (b.first_row + i, t) for b in src._parquet(str(p), opts, [1, 2], 37) for i, t in enumerate(b.array.to_pylist())
+        (b.first_row + i, t)
+        for b in src.parquet_batches(str(p), opts, [1, 2], 37)
+        for i, t in enumerate(b.array.to_pylist())
     ]
     assert rows == list(enumerate(texts))[37:111]
 
@@ -85,7 +87,8 @@ def _parquet_rows(path, monkeypatch, reader: str, **kw):
         text_column="text", batch_rows=kw.pop("batch_rows", 50), first_batch_rows=kw.pop("first_batch_rows", 0)
     )
     return [
-        (b.first_row, b.array.cast(pa.binary()).to_pylist(), b.array.type) for b in src._parquet(str(path), opts, **kw)
+        (b.first_row, b.array.cast(pa.binary()).to_pylist(), b.array.type)
+        for b in src.parquet_batches(str(path), opts, **kw)
     ]
 
 
@@ -128,7 +131,7 @@ def test_parquet_core_batches_are_ingested_as_checked_text(tmp_path, texts, monk
     rows = [None if i % 13 == 4 else t for i, t in enumerate(texts)]
     p = tmp_path / "c.parquet"
     pq.write_table(pa.table({"text": pa.array(rows, type=pa.string())}), p, row_group_size=40)
-    batches = list(src._parquet(str(p), src.ReadOptions(text_column="text", batch_rows=50)))
+    batches = list(src.parquet_batches(str(p), src.ReadOptions(text_column="text", batch_rows=50)))
     assert batches and all(isinstance(b.checked, _core.TextBatch) for b in batches)
     with pytest.raises(TypeError):
         _core.TextBatch()
@@ -198,9 +201,9 @@ def test_first_parquet_file_starts_with_a_smaller_batch(tmp_path, texts, monkeyp
     assert lengths == want
     assert [t for b in batches for t in b.array.to_pylist()] == texts
     assert src.FIRST_BATCH_ROWS < src.BATCH_ROWS
-    monkeypatch.setattr("zipcal.selection.FIRST_BATCH_ROWS", 0)
+    monkeypatch.setattr("zipcal.pool.FIRST_BATCH_ROWS", 0)
     whole = zipcal.select([str(p) for p in paths], N, **KW)
-    monkeypatch.setattr("zipcal.selection.FIRST_BATCH_ROWS", 5)
+    monkeypatch.setattr("zipcal.pool.FIRST_BATCH_ROWS", 5)
     same(zipcal.select([str(p) for p in paths], N, **KW), whole)
 
 

@@ -11,8 +11,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import zipcal  # noqa: E402
-from zipcal import baselines, strategies  # noqa: E402
+from zipcal import strategies  # noqa: E402
 from zipcal.selection import load_pool, select  # noqa: E402
+from zipcal.strategies import model_based as baselines  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import List, Sequence, Set, Tuple
 
 import numpy as np
-import oracle
 import pytest
+from support import oracle
 
 import zipcal
 import zipcal.tokenizer

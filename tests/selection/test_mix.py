@@ -11,7 +11,7 @@ import pytest
 
 import zipcal
 from zipcal.errors import InvalidArgumentError
-from zipcal.mix import Profiles, cluster, mix_greedy
+from zipcal.strategies.mix import Profiles, cluster, mix_greedy
 
 
 def _random_sets(rng, n, universe):

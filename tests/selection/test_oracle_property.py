@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import List, NamedTuple, Optional, Sequence, Set, Tuple
 
-import oracle
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import oracle
 
 import zipcal
 from zipcal import _core

@@ -101,7 +101,7 @@ def test_selection_stats(words_pool):
 
 
 def test_zipf_exponent_is_the_least_squares_slope():
-    from zipcal.stats import zipf_exponent
+    from zipcal.frequencies import zipf_exponent
 
     # An exact power law gives its exponent back.
     ranks = np.arange(1, 5001, dtype=np.float64)

@@ -8,17 +8,17 @@ import string
 from pathlib import Path
 from typing import Dict, List
 
-import helpers_tokenizers as ht
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import tokenizer_files as ht
 
 import zipcal
 import zipcal.tokenizer
 from zipcal import _core
 
-WIKITEXT_VALID = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wikitext-2" / "valid.txt").resolve()
+WIKITEXT_VALID = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "wikitext-2" / "valid.txt").resolve()
 
 tokenizers = pytest.importorskip("tokenizers")
 

@@ -51,7 +51,7 @@ def toy_task(name: str, examples: int = 60, seed: int = 0) -> Dict[str, Any]:
 
 def install_toy_tasks(dest: Path, names: Iterable[str]) -> Path:
     """Extract toy tasks named ``names`` into ``dest`` with the real extraction code."""
-    from zipcal.bench import bigbench
+    from zipcal.experiments import bigbench
 
     names = list(names)
     dest.mkdir(parents=True, exist_ok=True)

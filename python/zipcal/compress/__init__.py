@@ -22,9 +22,9 @@ _LAZY = {
     "QUANT_METHODS": "pipeline",
     "load_calibration": "calib",
     "CalibrationError": "calib",
-    "save_compressed": "io",
-    "atomic_output_dir": "io",
-    "OutputExistsError": "io",
+    "save_compressed": "checkpoints",
+    "atomic_output_dir": "checkpoints",
+    "OutputExistsError": "checkpoints",
 }
 
 __all__ = sorted(_LAZY) + ["kernels", "hooks"]
@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         mod = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(mod, name)
-    if name in ("kernels", "hooks", "pipeline", "calib", "io", "cli"):
+    if name in ("kernels", "hooks", "pipeline", "calib", "checkpoints", "commands"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -54,7 +54,7 @@ def _setup_torch(args: argparse.Namespace) -> None:
 
 def _compress(args: argparse.Namespace) -> int:
     from zipcal.compress.calib import check_tokenizer_fits
-    from zipcal.compress.io import check_output_dir, save_compressed
+    from zipcal.compress.checkpoints import check_output_dir, save_compressed
     from zipcal.compress.pipeline import format_sparsity_report, prune, quantize
     from zipcal.models import load_model
 
@@ -218,7 +218,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def main(argv: Any = None) -> int:
-    """Stand-alone entry point (``python -m zipcal.compress.cli``)."""
+    """Stand-alone entry point (``python -m zipcal.compress.commands``)."""
     parser = argparse.ArgumentParser(prog="zipcal")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)

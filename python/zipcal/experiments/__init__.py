@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: Any = None) -> int:
-    """``python -m zipcal.bench quality ...`` without the main CLI."""
+    """``python -m zipcal.experiments quality ...`` without the main CLI."""
     import logging
     import sys
 

@@ -11,8 +11,8 @@ per line) and writes them atomically into ``~/.cache/zipcal/bigbench/`` (or
 files are already there. The downloaded sdist is deleted afterwards unless
 ``--keep-sdist`` is given.
 
-    python -m zipcal.bench.bigbench extract [--dest DIR] [--force] [--keep-sdist]
-    python python/zipcal/bench/bigbench.py extract      # before zipcal is built
+    python -m zipcal.experiments.bigbench extract [--dest DIR] [--force] [--keep-sdist]
+    python python/zipcal/experiments/bigbench.py extract      # before zipcal is built
 
 The download is ``pip download bigbench==1.0.0 --no-deps --no-binary :all:``.
 pip >= 26 refuses it (the sdist's metadata declares a direct URL dependency,
@@ -75,7 +75,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-log = logging.getLogger("zipcal.bench.bigbench")
+log = logging.getLogger("zipcal.experiments.bigbench")
 
 BIGBENCH_VERSION = "1.0.0"
 SDIST_NAME = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
@@ -83,7 +83,7 @@ SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2
 # Bump when the conversion changes: files of another format are re-extracted.
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-INSTALL_COMMAND = "python -m zipcal.bench.bigbench extract"
+INSTALL_COMMAND = "python -m zipcal.experiments.bigbench extract"
 
 # Small English multiple-choice tasks with short prompts and few choices on which the
 # dense SmolLM2-135M scores well above chance (see the module docstring).
@@ -382,7 +382,7 @@ def extract(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m zipcal.bench.bigbench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m zipcal.experiments.bigbench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command")
     e = sub.add_parser("extract", help="extract the quality experiment's BIG-bench tasks (no-op when present)")
     e.add_argument("--dest", default=None, help=f"folder (default $ZIPCAL_BIGBENCH_DIR or {default_dir()})")

@@ -1,7 +1,7 @@
 """Quality experiment: calibration strategy x compression method x seed.
 
 For every seed a candidate pool of ``pool_size`` documents is drawn (seeded) from
-the mixed offline corpus (:mod:`zipcal.bench.pool`); every strategy selects ``n``
+the mixed offline corpus (:mod:`zipcal.experiments.mixed_corpus`); every strategy selects ``n``
 calibration samples from that same pool, so comparisons between strategies are
 paired by seed. For each cell a fresh copy of the dense model is compressed with
 the selection (``seq_len`` tokens per sample) and evaluated: WikiText-2 *test*
@@ -9,9 +9,9 @@ perplexity (first ``eval_tokens`` tokens, non-overlapping ``eval_seq_len``
 windows), held-out perplexity on each pool source, and zero-shot
 multiple-choice accuracy (the first ``mc_examples`` examples of each task,
 log-likelihood scoring as :func:`zipcal.eval.multiple_choice`) on tasks built at
-run time from held-out text (:mod:`zipcal.bench.tasks`: last-word prediction and
+run time from held-out text (:mod:`zipcal.experiments.tasks`: last-word prediction and
 true-continuation choice), and on BIG-bench tasks where their files were extracted
-(``python -m zipcal.bench.bigbench extract``). The dense model is evaluated the
+(``python -m zipcal.experiments.bigbench extract``). The dense model is evaluated the
 same way.
 
 Results go to ``<out>/results.json`` after every cell (resumable: cells already
@@ -37,11 +37,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..io import atomic_path
+from ..files import atomic_path
 from .bigbench import FORMAT_VERSION as BIGBENCH_FORMAT
 from .bigbench import task_files
-from .pool import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
-from .stats import mean_std, paired_test
+from .mixed_corpus import DEFAULT_WIKITEXT_DIR, POOL_VERSION, SOURCES, build_pool
+from .significance import mean_std, paired_test
 from .tasks import FORMAT_VERSION as BUILT_FORMAT
 from .tasks import TASKS as MC_TASKS
 from .tasks import build_tasks
@@ -228,7 +228,7 @@ def load_mc_tasks(cfg: QualityConfig, heldout: Dict[str, List[str]]) -> Dict[str
     """The first ``mc_examples`` items of each task: tasks built from held-out text
     (WikiText-2 test and ``heldout``, the pool's held-out documents), and BIG-bench
     tasks from their extracted files (shuffled at extraction). Raises
-    :class:`~zipcal.bench.bigbench.BigBenchError` naming the set-up command when a
+    :class:`~zipcal.experiments.bigbench.BigBenchError` naming the set-up command when a
     BIG-bench task's file is missing."""
     if cfg.mc_examples <= 0 or not cfg.mc_tasks:
         return {}
@@ -423,7 +423,7 @@ def strategy_options(strategy: str, model: Any, tokenizer: Any, cfg: QualityConf
 
 def seed_pool(texts: Sequence[str], labels: Sequence[str], cfg: QualityConfig, seed: int, tokenizer: Any):
     """The candidate pool of one seed: ``pool_size`` documents drawn without replacement."""
-    from ..selection import load_pool
+    from ..pool import load_pool
 
     k = min(cfg.pool_size, len(texts))
     idx = np.sort(np.random.default_rng(1_000_003 + seed).choice(len(texts), size=k, replace=False))
@@ -875,7 +875,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_csv,
         default=None,
         help=f"tasks built from held-out text ({','.join(MC_TASKS)}: the default) and/or BIG-bench "
-        "tasks extracted with `python -m zipcal.bench.bigbench extract`",
+        "tasks extracted with `python -m zipcal.experiments.bigbench extract`",
     )
     p.add_argument(
         "--bigbench-dir",

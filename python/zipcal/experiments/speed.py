@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import atomic_path
-from .pool import DEFAULT_WIKITEXT_DIR, build_pool
+from ..files import atomic_path
+from .mixed_corpus import DEFAULT_WIKITEXT_DIR, build_pool
 from .quality import MODEL_STRATEGIES, STRATEGIES, QualityConfig, load_base, strategy_options
-from .stats import mean_std
+from .significance import mean_std
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def run_speed(
     import numpy as np
     import torch
 
-    from ..selection import load_pool, select
+    from ..pool import load_pool
+    from ..selection import select
 
     if threads:
         torch.set_num_threads(threads)

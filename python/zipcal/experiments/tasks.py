@@ -13,7 +13,7 @@ the cloze form (each choice is scored as the continuation of the context):
 
 Passages come from text no pool ever holds: the WikiText-2 *test* split (its
 paragraphs, with WikiText's tokenization of punctuation undone) and the held-out
-documents of the pool's prose sources (:func:`zipcal.bench.pool.build_pool`).
+documents of the pool's prose sources (:func:`zipcal.experiments.mixed_corpus.build_pool`).
 Everything is deterministic: passages, distractors and the order of the choices
 are drawn with seeds derived from the task name and the item. A few hundred items
 of each task are built (``examples``).

@@ -1,68 +1,19 @@
-"""Selection strategies, by name.
-
-A strategy is a function ``fn(pool, n, *, seed, **options) -> Picked``. A strategy
-that declares a ``budget`` parameter receives a :class:`~zipcal.packing.Budget` and
-keeps picking until its picks fill ``n`` calibration rows (every built-in one does),
-so that all strategies feed the compressor the same number of real tokens. The
-built-in ones need no model; model-based strategies register themselves the same
-way, so callers only ever pass a name: ``zipcal.select(src, strategy="...")``.
-"""
+"""Built-in strategies that need no model: greedy lexical coverage (``zipcal``,
+``zipcal-zipf``), random sampling, and the paper code's ``words_dataset``."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
 
-from .errors import InvalidArgumentError, NotEnoughCandidatesError
+from ..errors import InvalidArgumentError, NotEnoughCandidatesError
+from .registry import Picked, register
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .packing import Budget
-    from .selection import Pool
-
-
-@dataclass
-class Picked:
-    """What a strategy returns: candidate indices in pick order (-1: a synthetic
-    sample with no source document), optional per-pick
-    gains, optional replacement texts (for synthetic data), and facts about the run."""
-
-    candidates: np.ndarray
-    gains: Optional[np.ndarray] = None
-    texts: Optional[List[str]] = None
-    info: Dict[str, Any] = field(default_factory=dict)
-
-
-StrategyFn = Callable[..., Picked]
-
-
-@dataclass
-class StrategySpec:
-    name: str
-    fn: StrategyFn
-    description: str
-    needs_model: bool = False
-
-
-_REGISTRY: Dict[str, StrategySpec] = {}
-
-
-def register(name: str, fn: StrategyFn, *, description: str = "", needs_model: bool = False) -> None:
-    """Make ``fn`` available as ``strategy=name``."""
-    _REGISTRY[name] = StrategySpec(name, fn, description, needs_model)
-
-
-def available() -> Dict[str, str]:
-    """Registered strategy names and their one-line descriptions."""
-    return {k: v.description for k, v in sorted(_REGISTRY.items())}
-
-
-def get(name: str) -> StrategySpec:
-    if name not in _REGISTRY:
-        raise InvalidArgumentError(f"unknown strategy {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    from ..packing import Budget
+    from ..pool import Pool
 
 
 def _greedy(pool: "Pool", n: int, weighting: str, budget: Optional["Budget"] = None) -> Picked:
@@ -164,13 +115,3 @@ register(
     description="the reference's words_dataset: every pool word, shuffled into n bag-of-words texts",
 )
 register("random", random_strategy, description="seeded uniform sample; draw=k gives disjoint samples")
-
-from .mix import zipcal_mix  # noqa: E402
-
-register(
-    "zipcal-mix",
-    zipcal_mix,
-    description="coverage within each kind of text's share of the pool's tokens (label-free clusters)",
-)
-
-from . import baselines as _baselines  # noqa: E402,F401  registers model-based strategies

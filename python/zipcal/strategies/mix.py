@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
+from .registry import Picked, register
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .packing import Budget
-    from .selection import Pool
-    from .strategies import Picked
+    from ..packing import Budget
+    from ..pool import Pool
 
 PROFILE_TYPES = 1024
 KMEANS_ITERATIONS = 30
@@ -167,8 +167,6 @@ def mix_greedy(
 
 def zipcal_mix(pool: "Pool", n: int, *, seed: int = 0, strata: int = 8, budget: Optional["Budget"] = None) -> "Picked":
     """Coverage within token shares of the pool's kinds of text (see the module)."""
-    from .strategies import Picked  # the registry imports this module
-
     if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
         raise InvalidArgumentError(f"strata must be a positive integer, got {strata!r}")
     t0 = time.perf_counter()
@@ -193,3 +191,10 @@ def zipcal_mix(pool: "Pool", n: int, *, seed: int = 0, strata: int = 8, budget: 
             "tokens_through_model": 0,
         },
     )
+
+
+register(
+    "zipcal-mix",
+    zipcal_mix,
+    description="coverage within each kind of text's share of the pool's tokens (label-free clusters)",
+)

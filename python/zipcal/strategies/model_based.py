@@ -27,8 +27,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError
-from .strategies import Picked, register
+from ..errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError
+from .registry import Picked, register
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _resolve_model(model: Any, tokenizer: Any, pool: Any = None) -> Tuple[Any, A
     if isinstance(model, (str, os.PathLike)):
         key = str(model)
         if key not in _MODEL_CACHE:
-            from .models import load_model
+            from ..models import load_model
 
             _MODEL_CACHE.clear()  # keep at most one model resident
             _MODEL_CACHE[key] = load_model(key)
