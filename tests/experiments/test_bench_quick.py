@@ -87,7 +87,9 @@ def test_quick_grid_complete_and_finite(quick_runs):
     cfg = quality.quick_config()
     expected = {f"{s}|{m}|{sd}" for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds}
     assert set(data["cells"]) == expected
-    assert len(expected) == 6 * 2 * 2
+    # every strategy (zipcal-mix included), two methods, two seeds
+    assert set(cfg.strategies) == set(quality.STRATEGIES) and "zipcal-mix" in cfg.strategies
+    assert len(expected) == len(quality.STRATEGIES) * 2 * 2
     for key, cell in data["cells"].items():
         assert "wikitext2-test" in cell["ppl"], key
         assert len(cell["ppl"]) >= 2, key  # WikiText-2 test + at least one held-out source
