@@ -8,14 +8,15 @@ pub mod bytebpe;
 pub mod cache;
 pub mod corpus;
 pub mod error;
-pub mod parquet;
+pub mod input;
 pub mod segment;
 pub mod select;
 pub mod text;
 pub mod threads;
 
-pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Origin, Unit};
+pub use corpus::{Candidates, Corpus, CorpusConfig, IngestReport, Unit};
 pub use error::{Error, Result};
+pub use input::Origin;
 pub use segment::{Segmenter, NO_TYPE};
 pub use select::{
     coverage, lazy_greedy, lazy_greedy_within, naive_greedy, naive_greedy_within, type_weights,
