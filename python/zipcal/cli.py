@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import textwrap
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import __version__
 from .errors import ZipcalError
@@ -76,8 +76,10 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries on stderr")
 
 
-def _pool_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    return dict(
+def _pool_options(args: argparse.Namespace) -> Any:
+    from .pool import PoolOptions
+
+    return PoolOptions(
         tokenizer=args.tokenizer,
         unit=args.unit,
         seq_len=args.seq_len,
@@ -85,11 +87,21 @@ def _pool_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         text_column=args.text_column,
         text_split=args.text_split,
         encoding_errors=args.encoding_errors,
+    )
+
+
+def _local_pool(source: Any, args: argparse.Namespace) -> Any:
+    from .pool import build_pool
+
+    keep: Dict[str, Union[bool, str]] = {"auto": "auto", "yes": True, "no": False}
+    return build_pool(
+        source,
+        _pool_options(args),
         threads=args.threads,
         progress=not args.quiet,
         max_candidates=args.max_candidates,
         max_memory=args.max_memory,
-        keep_texts={"auto": "auto", "yes": True, "no": False}[args.keep_texts],
+        keep_texts=keep[args.keep_texts],
     )
 
 
@@ -141,7 +153,6 @@ def _usage(msg: str) -> _UsageError:
 
 def cmd_select(args: argparse.Namespace) -> int:
     from .default_corpus import DESCRIPTION
-    from .pool import load_pool
     from .selection import select
 
     source = _source(args)
@@ -158,7 +169,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.ray:
         pool = _ray_pool(source, args)
     else:
-        pool = load_pool(source, **_pool_kwargs(args))
+        pool = _local_pool(source, args)
     sel = select(pool, args.n, strategy=args.strategy, seed=args.seed, threads=args.threads, **_strategy_options(args))
     pool = sel.pool  # a bounded pool may have been re-read with a larger cap
     if args.output:
@@ -219,17 +230,19 @@ def _ray_pool(source: Any, args: argparse.Namespace) -> Any:
         )
     from . import distributed
 
-    kw = _pool_kwargs(args)
-    for k in ("threads", "max_memory", "keep_texts"):
-        kw.pop(k, None)
-    return distributed.load_pool(source, cpus_per_task=args.ray_cpus_per_task, **kw)
+    return distributed.build_pool(
+        source,
+        _pool_options(args),
+        max_candidates=args.max_candidates,
+        cpus_per_task=args.ray_cpus_per_task,
+        progress=not args.quiet,
+    )
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .pool import load_pool
     from .selection import select
 
-    pool = load_pool(_source(args), **_pool_kwargs(args))
+    pool = _local_pool(_source(args), args)
     stats = pool.stats
     if args.json:
         print(json.dumps(stats, indent=2, default=float))

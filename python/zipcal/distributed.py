@@ -42,11 +42,10 @@ import pyarrow as pa
 from . import _core, errors
 from .errors import InvalidArgumentError, MissingDependencyError
 from .pool import (
-    DEFAULT_MIN_TOKENS,
     DEFAULT_UNIT,
-    UNITS,
     Part,
     Pool,
+    PoolOptions,
     add_batch,
     positive_int,
     row_capacity,
@@ -289,22 +288,44 @@ def load_pool(
             by row groups; other files are one task each).
         cpus_per_task: CPUs each task asks Ray for, and its tokenization threads.
     The pool keeps no texts: the selected rows are read again from their files."""
+    options = PoolOptions(
+        tokenizer, unit, seq_len, min_tokens, text_column, text_split, encoding_errors, cache_capacity
+    )
+    return build_pool(
+        source,
+        options,
+        max_candidates=max_candidates,
+        unit_bytes=unit_bytes,
+        cpus_per_task=cpus_per_task,
+        progress=progress,
+    )
+
+
+def build_pool(
+    source: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+    options: PoolOptions,
+    *,
+    max_candidates: Optional[int] = None,
+    unit_bytes: int = DEFAULT_UNIT_BYTES,
+    cpus_per_task: int = 1,
+    progress: bool = False,
+) -> Pool:
+    """:func:`load_pool` with its pool options as one :class:`~zipcal.pool.PoolOptions`."""
     ray = _require_ray()
     if not is_file_source(source):
         raise InvalidArgumentError(
             "distributed selection reads files (a path, glob, folder or list of them) that every "
             f"worker can open; got {type(source).__name__}"
         )
-    if unit not in UNITS:
-        raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {unit!r}")
-    seq_len = positive_int("seq_len", seq_len)
+    options = options.checked()
+    tokenizer, unit, seq_len = options.tokenizer, options.unit, options.seq_len
+    min_tokens = int(options.min_tokens or 0)  # resolved by checked()
+    text_column, cache_capacity = options.text_column, options.cache_capacity
     cpus_per_task = positive_int("cpus_per_task", cpus_per_task)
     unit_bytes = positive_int("unit_bytes", unit_bytes)
     if max_candidates is not None:
         max_candidates = positive_int("max_candidates", max_candidates)
-    if min_tokens is None:
-        min_tokens = min(DEFAULT_MIN_TOKENS, seq_len)
-    opts = ReadOptions(text_column=text_column, text_split=text_split, encoding_errors=encoding_errors)
+    opts = options.read_options()
     # Workers run in their own folders: they get absolute paths; names stay as given.
     given = expand_paths(source)
     paths = [p if is_url(p) else str(Path(p).resolve()) for p in given]
@@ -325,8 +346,8 @@ def load_pool(
         cache_capacity=cache_capacity,
         max_candidates=max_candidates,
         text_column=text_column,
-        text_split=text_split,
-        encoding_errors=encoding_errors,
+        text_split=options.text_split,
+        encoding_errors=options.encoding_errors,
         threads=cpus_per_task,
     )
     corpus = _core.Corpus(
@@ -392,20 +413,9 @@ def load_pool(
     )
     pool.max_candidates = max_candidates
     pool._fetch = _fetcher(units, starts, opts)
-    again = dict(
-        tokenizer=tokenizer,
-        unit=unit,
-        seq_len=seq_len,
-        min_tokens=min_tokens,
-        text_column=text_column,
-        text_split=text_split,
-        encoding_errors=encoding_errors,
-        cache_capacity=cache_capacity,
-        unit_bytes=unit_bytes,
-        cpus_per_task=cpus_per_task,
-        progress=progress,
+    pool._reload = lambda cap: build_pool(
+        source, options, max_candidates=cap, unit_bytes=unit_bytes, cpus_per_task=cpus_per_task, progress=progress
     )
-    pool._reload = lambda cap: load_pool(source, max_candidates=cap, **again)
     pool.distributed = {  # type: ignore[attr-defined]
         "tasks": len(units),
         "task_seconds": task_seconds,

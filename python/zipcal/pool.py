@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -58,6 +59,44 @@ def separator_tokens(segmenter: "_core.Segmenter") -> int:
     if segmenter.is_words:
         return 0
     return 0 if special_ids(segmenter)[1] is None else 1
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """What defines a pool: how the corpus is read, tokenized and cut into candidates.
+    One object for :func:`load_pool`, :func:`zipcal.select`, :mod:`zipcal.distributed`
+    and the CLI (which keep explicit keyword arguments for users and build this).
+    Per-call settings (threads, progress bars, memory bounds, keeping texts) are not
+    part of it."""
+
+    tokenizer: Any = None
+    unit: str = DEFAULT_UNIT
+    seq_len: int = 2048
+    min_tokens: Optional[int] = None
+    text_column: Optional[str] = "text"
+    text_split: str = "auto"
+    encoding_errors: str = "strict"
+    cache_capacity: int = 4_000_000
+
+    def checked(self) -> "PoolOptions":
+        """These options validated, with ``min_tokens`` resolved (default 16, at most
+        ``seq_len``)."""
+        if self.unit not in UNITS:
+            raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {self.unit!r}")
+        seq_len = positive_int("seq_len", self.seq_len)
+        min_tokens = min(DEFAULT_MIN_TOKENS, seq_len) if self.min_tokens is None else self.min_tokens
+        if isinstance(min_tokens, bool) or not isinstance(min_tokens, (int, np.integer)) or min_tokens < 0:
+            raise InvalidArgumentError(f"min_tokens must be an integer >= 0, got {min_tokens!r}")
+        ReadOptions(text_split=self.text_split, encoding_errors=self.encoding_errors)  # validates both
+        return dataclasses.replace(self, seq_len=seq_len, min_tokens=int(min_tokens))
+
+    def read_options(self, first_batch_rows: int = 0) -> ReadOptions:
+        return ReadOptions(
+            text_column=self.text_column,
+            text_split=self.text_split,
+            encoding_errors=self.encoding_errors,
+            first_batch_rows=first_batch_rows,
+        )
 
 
 @dataclass
@@ -347,23 +386,37 @@ def load_pool(
     ``keep_texts``: keep the texts in memory (True), or re-read the selected rows from
     the input files afterwards (False). "auto" keeps them unless the input is files
     larger than 256 MiB in total."""
-    if unit not in UNITS:
-        raise InvalidArgumentError(f"unit must be 'window' or 'doc', got {unit!r}")
-    seq_len = positive_int("seq_len", seq_len)
-    if min_tokens is None:
-        min_tokens = min(DEFAULT_MIN_TOKENS, seq_len)
-    if isinstance(min_tokens, bool) or not isinstance(min_tokens, (int, np.integer)) or min_tokens < 0:
-        raise InvalidArgumentError(f"min_tokens must be an integer >= 0, got {min_tokens!r}")
+    options = PoolOptions(
+        tokenizer, unit, seq_len, min_tokens, text_column, text_split, encoding_errors, cache_capacity
+    )
+    return build_pool(
+        source,
+        options,
+        threads=threads,
+        progress=progress,
+        max_candidates=max_candidates,
+        max_memory=max_memory,
+        keep_texts=keep_texts,
+    )
+
+
+def build_pool(
+    source: Any,
+    options: PoolOptions,
+    *,
+    threads: Optional[int] = None,
+    progress: bool = False,
+    max_candidates: Optional[int] = None,
+    max_memory: Union[int, str, None] = None,
+    keep_texts: Union[bool, str] = "auto",
+) -> Pool:
+    """:func:`load_pool` with its options as one :class:`PoolOptions`."""
+    options = options.checked()
     if source is None:
         from .default_corpus import default_corpus
 
         source = default_corpus()
-    opts = ReadOptions(
-        text_column=text_column,
-        text_split=text_split,
-        encoding_errors=encoding_errors,
-        first_batch_rows=FIRST_BATCH_ROWS,
-    )
+    opts = options.read_options(FIRST_BATCH_ROWS)
     if keep_texts not in (True, False, "auto"):
         raise InvalidArgumentError(f"keep_texts must be True, False or 'auto', got {keep_texts!r}")
     files = is_file_source(source)
@@ -374,16 +427,16 @@ def load_pool(
     counters = ReadCounters()
     # Reading starts now: the first batches are decoded while the tokenizer loads.
     with read_ahead(iter_batches(source, opts, counters)) as reader:
-        segmenter = resolve(tokenizer)
+        segmenter = resolve(options.tokenizer)
         if max_candidates is not None:
             max_candidates = positive_int("max_candidates", max_candidates)
         budget = parse_size(max_memory) if max_memory is not None else None
         corpus = _core.Corpus(
             segmenter,
-            unit=unit,
-            seq_len=row_capacity(segmenter, seq_len),
-            min_tokens=int(min_tokens),
-            cache_capacity=cache_capacity,
+            unit=options.unit,
+            seq_len=row_capacity(segmenter, options.seq_len),
+            min_tokens=int(options.min_tokens or 0),  # resolved by checked()
+            cache_capacity=options.cache_capacity,
             max_candidates=max_candidates,
         )
         parts: List[Part] = []
@@ -429,10 +482,10 @@ def load_pool(
         corpus,
         segmenter,
         parts,
-        tokenizer=tokenizer,
-        unit=unit,
-        seq_len=seq_len,
-        min_tokens=int(min_tokens),
+        tokenizer=options.tokenizer,
+        unit=options.unit,
+        seq_len=options.seq_len,
+        min_tokens=int(options.min_tokens or 0),
         ingest_seconds=elapsed,
         invalid_utf8_rows=counters.invalid_utf8_rows + int(corpus.report()["invalid_utf8_rows"]),
     )
@@ -440,21 +493,9 @@ def load_pool(
     if not keep_texts:
         pool._source, pool._read_options = source, opts
     if _rereadable(source):
-        again = dict(
-            source=source,
-            tokenizer=tokenizer,
-            unit=unit,
-            seq_len=seq_len,
-            min_tokens=min_tokens,
-            text_column=text_column,
-            text_split=text_split,
-            encoding_errors=encoding_errors,
-            threads=threads,
-            progress=progress,
-            cache_capacity=cache_capacity,
-            keep_texts=keep_texts,
+        pool._reload = lambda cap: build_pool(
+            source, options, threads=threads, progress=progress, max_candidates=cap, keep_texts=keep_texts
         )
-        pool._reload = lambda cap: load_pool(**again, max_candidates=cap)
     log.info("read %s", pool)
     return pool
 
