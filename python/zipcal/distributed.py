@@ -40,14 +40,13 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import pyarrow as pa
 
 from . import _core, errors
-from .errors import InvalidArgumentError, MissingDependencyError
+from .errors import InvalidArgumentError, MissingDependencyError, positive_int
 from .pool import (
     DEFAULT_UNIT,
     Part,
     Pool,
     PoolOptions,
     add_batch,
-    positive_int,
     row_capacity,
     using_threads,
 )

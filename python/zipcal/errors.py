@@ -36,6 +36,16 @@ class MissingDependencyError(ZipcalError, ImportError):
     """An optional dependency needed for this feature is not installed."""
 
 
+def positive_int(name: str, value: object) -> int:
+    """``value`` as an int, or :class:`InvalidArgumentError` naming ``name`` unless it
+    is a positive integer (``bool`` is not one)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 __all__ = [
     "ZipcalError",
     "InvalidArgumentError",

@@ -1,4 +1,5 @@
-"""Packing selected candidates into calibration rows, and the token budget behind it.
+"""Packing selected candidates into calibration rows (and tensors), and the token
+budget behind it.
 
 Every strategy is handed the same budget: ``n`` rows of ``seq_len`` tokens. A row
 holds the special tokens the tokenizer adds to one sequence (for example a BOS
@@ -19,12 +20,18 @@ describe the rows the compressor receives.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from . import _core
+from .errors import InvalidArgumentError, MissingDependencyError, TokenizerError, positive_int
+from .tokenizer import added_specials, resolve, special_ids
+
+log = logging.getLogger(__name__)
 
 # One piece of a row: (candidate position in pick order, start, end) into that
 # candidate's fed tokens, or (-1, 0, 1) for a separator token.
@@ -118,3 +125,117 @@ def fill(
 def fed_tokens(segments: List[List[Segment]]) -> int:
     """Content tokens of a layout, separators included."""
     return sum(b - a for row in segments for _, a, b in row)
+
+
+def input_ids(
+    sel: Any,
+    seq_len: Optional[int] = None,
+    *,
+    tokenizer: Any = None,
+    policy: str = "fill",
+    add_special_tokens: bool = True,
+    pad_token_id: Optional[int] = None,
+    seed: Optional[int] = None,
+    return_tensors: str = "auto",
+) -> Dict[str, Any]:
+    """:meth:`zipcal.Selection.to_input_ids` (see there)."""
+    seq_len = positive_int("seq_len", seq_len if seq_len is not None else sel.pool.seq_len)
+    if policy not in POLICIES:
+        raise InvalidArgumentError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if return_tensors not in ("auto", "np", "pt"):
+        raise InvalidArgumentError(f"return_tensors must be 'auto', 'np' or 'pt', got {return_tensors!r}")
+    seg = packing_segmenter(sel, tokenizer)
+    pad_default, eos = special_ids(seg, tokenizer)
+    pad = pad_token_id if pad_token_id is not None else (pad_default if pad_default is not None else 0)
+    if seq_len != sel.pool.seq_len and policy in ("fill", "truncate"):
+        log.warning(
+            "packing rows of %d tokens from candidates chosen for rows of %d: the coverage "
+            "that was optimised is not what these rows feed",
+            seq_len,
+            sel.pool.seq_len,
+        )
+    before, after = added_specials(seg) if add_special_tokens else (np.zeros(0, np.int64),) * 2
+    capacity = seq_len - len(before) - len(after)
+    if capacity <= 0:
+        raise InvalidArgumentError(f"seq_len {seq_len} leaves no room for text after special tokens")
+    if policy in ("fill", "truncate"):
+        pieces = fed_ids(sel, seg, capacity)
+        total = int(sum(len(p) for p in pieces))
+        if policy == "fill":
+            sep = 1 if eos is not None else 0
+            segs = layout([len(p) for p in pieces], sel.rows, capacity, sep)
+            content = fill(pieces, segs, eos if eos is not None else 0)
+            total += sep * sum(1 for p in pieces if 0 < len(p) < capacity)
+        else:
+            content = [p for p in pieces if len(p)]
+        rows_list = [np.concatenate([before, r, after]).astype(np.int64) for r in content]
+        dropped = total - int(sum(len(r) for r in content))
+    else:
+        encoded = seg.encode_batch(sel.texts, add_special_tokens)
+        total = int(sum(len(e) for e in encoded))
+        rng = np.random.default_rng(sel.seed if seed is None else seed)
+        if policy == "concat-chunk":
+            chunks: List[np.ndarray] = []
+            for e in encoded:
+                chunks.append(e)
+                if eos is not None:
+                    chunks.append(np.array([eos], dtype=np.int64))
+            flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+            total = len(flat)
+            rows = min(max(sel.rows, len(sel)), len(flat) // seq_len)
+            rows_list = [flat[:seq_len]] if rows == 0 else list(flat[: rows * seq_len].reshape(rows, seq_len))
+        else:
+            rows_list = []
+            for e in encoded:
+                if len(e) > seq_len:
+                    start = int(rng.integers(0, len(e) - seq_len + 1))
+                    rows_list.append(e[start : start + seq_len])
+                else:
+                    rows_list.append(e)
+        dropped = total - int(sum(len(r) for r in rows_list))
+    ids = np.full((len(rows_list), seq_len), pad, dtype=np.int64)
+    mask = np.zeros((len(rows_list), seq_len), dtype=np.int64)
+    for i, r in enumerate(rows_list):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    real = int(mask.sum())
+    info: Dict[str, Any] = {
+        "policy": policy,
+        "seq_len": seq_len,
+        "rows": len(rows_list),
+        "tokens": real,
+        "pad_tokens": int(mask.size - real),
+        "pad_fraction": float(1 - real / mask.size) if mask.size else 0.0,
+        "dropped_tokens": int(dropped),
+        "pad_token_id": int(pad),
+    }
+    if seg is sel.pool.segmenter:
+        types = seg.token_types()[ids[mask == 1]]
+        info["types_fed"] = int(len(np.unique(types[types != _core.NO_TYPE])))
+    sel.stats["packing"] = info
+    want_torch = return_tensors == "pt" or (return_tensors == "auto" and importlib.util.find_spec("torch") is not None)
+    if want_torch:
+        try:
+            import torch
+        except ImportError:
+            raise MissingDependencyError("return_tensors='pt' needs torch: pip install 'zipcal[torch]'") from None
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def packing_segmenter(sel: Any, tokenizer: Any) -> "_core.Segmenter":
+    if tokenizer is not None:
+        return resolve(tokenizer)
+    if not sel.pool.segmenter.is_words:
+        return sel.pool.segmenter
+    raise TokenizerError(
+        "this selection was made in tokenizer-free 'words' mode: pass tokenizer= (the target "
+        "model's tokenizer.json, its folder, or a transformers tokenizer) to build input_ids"
+    )
+
+
+def fed_ids(sel: Any, seg: "_core.Segmenter", capacity: int) -> List[np.ndarray]:
+    """Token ids (``seg``) that each sample feeds, at most ``capacity`` of them."""
+    if sel.synthetic:
+        return [e[:capacity] for e in seg.encode_batch(list(sel.texts), False)]
+    return [e[:capacity] for e in sel.pool.candidate_ids(sel.candidates, seg)]

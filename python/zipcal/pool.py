@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _core, packing
-from .errors import InputError, InvalidArgumentError
+from .errors import InputError, InvalidArgumentError, positive_int
 from .frequencies import frequency_summary
 from .sources import (
     FIRST_BATCH_ROWS,
@@ -148,12 +148,6 @@ def using_threads(n: Optional[int]) -> Iterator[None]:
         yield
     finally:
         _core.set_num_threads(before)
-
-
-def positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Pool:

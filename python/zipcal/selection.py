@@ -3,7 +3,6 @@ the picks, their statistics, and packs them into calibration tensors."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -14,10 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from . import _core, packing, strategies
-from .errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, TokenizerError
+from .errors import InvalidArgumentError, MissingDependencyError, NotEnoughCandidatesError, positive_int
 from .frequencies import frequency_summary
-from .pool import DEFAULT_UNIT, Pool, load_pool, positive_int, using_threads
-from .tokenizer import added_specials, resolve, special_ids
+from .pool import DEFAULT_UNIT, Pool, load_pool, using_threads
 
 log = logging.getLogger(__name__)
 
@@ -293,16 +291,6 @@ class Selection:
 
     # ------------------------------------------------------------ packing
 
-    def _packing_segmenter(self, tokenizer: Any) -> "_core.Segmenter":
-        if tokenizer is not None:
-            return resolve(tokenizer)
-        if not self.pool.segmenter.is_words:
-            return self.pool.segmenter
-        raise TokenizerError(
-            "this selection was made in tokenizer-free 'words' mode: pass tokenizer= (the target "
-            "model's tokenizer.json, its folder, or a transformers tokenizer) to build input_ids"
-        )
-
     def to_input_ids(
         self,
         seq_len: Optional[int] = None,
@@ -330,96 +318,16 @@ class Selection:
         Real, padding and dropped tokens are recorded in ``self.stats['packing']``,
         and with the pool's own tokenizer the types the rows cover (``types_fed``).
         """
-        seq_len = positive_int("seq_len", seq_len if seq_len is not None else self.pool.seq_len)
-        if policy not in packing.POLICIES:
-            raise InvalidArgumentError(f"policy must be one of {packing.POLICIES}, got {policy!r}")
-        if return_tensors not in ("auto", "np", "pt"):
-            raise InvalidArgumentError(f"return_tensors must be 'auto', 'np' or 'pt', got {return_tensors!r}")
-        seg = self._packing_segmenter(tokenizer)
-        pad_default, eos = special_ids(seg, tokenizer)
-        pad = pad_token_id if pad_token_id is not None else (pad_default if pad_default is not None else 0)
-        if seq_len != self.pool.seq_len and policy in ("fill", "truncate"):
-            log.warning(
-                "packing rows of %d tokens from candidates chosen for rows of %d: the coverage "
-                "that was optimised is not what these rows feed",
-                seq_len,
-                self.pool.seq_len,
-            )
-        before, after = added_specials(seg) if add_special_tokens else (np.zeros(0, np.int64),) * 2
-        capacity = seq_len - len(before) - len(after)
-        if capacity <= 0:
-            raise InvalidArgumentError(f"seq_len {seq_len} leaves no room for text after special tokens")
-        if policy in ("fill", "truncate"):
-            pieces = self._fed_ids(seg, capacity)
-            total = int(sum(len(p) for p in pieces))
-            if policy == "fill":
-                sep = 1 if eos is not None else 0
-                segs = packing.layout([len(p) for p in pieces], self.rows, capacity, sep)
-                content = packing.fill(pieces, segs, eos if eos is not None else 0)
-                total += sep * sum(1 for p in pieces if 0 < len(p) < capacity)
-            else:
-                content = [p for p in pieces if len(p)]
-            rows_list = [np.concatenate([before, r, after]).astype(np.int64) for r in content]
-            dropped = total - int(sum(len(r) for r in content))
-        else:
-            encoded = seg.encode_batch(self.texts, add_special_tokens)
-            total = int(sum(len(e) for e in encoded))
-            rng = np.random.default_rng(self.seed if seed is None else seed)
-            if policy == "concat-chunk":
-                chunks: List[np.ndarray] = []
-                for e in encoded:
-                    chunks.append(e)
-                    if eos is not None:
-                        chunks.append(np.array([eos], dtype=np.int64))
-                flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-                total = len(flat)
-                rows = min(max(self.rows, len(self)), len(flat) // seq_len)
-                rows_list = [flat[:seq_len]] if rows == 0 else list(flat[: rows * seq_len].reshape(rows, seq_len))
-            else:
-                rows_list = []
-                for e in encoded:
-                    if len(e) > seq_len:
-                        start = int(rng.integers(0, len(e) - seq_len + 1))
-                        rows_list.append(e[start : start + seq_len])
-                    else:
-                        rows_list.append(e)
-            dropped = total - int(sum(len(r) for r in rows_list))
-        ids = np.full((len(rows_list), seq_len), pad, dtype=np.int64)
-        mask = np.zeros((len(rows_list), seq_len), dtype=np.int64)
-        for i, r in enumerate(rows_list):
-            ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
-        real = int(mask.sum())
-        info: Dict[str, Any] = {
-            "policy": policy,
-            "seq_len": seq_len,
-            "rows": len(rows_list),
-            "tokens": real,
-            "pad_tokens": int(mask.size - real),
-            "pad_fraction": float(1 - real / mask.size) if mask.size else 0.0,
-            "dropped_tokens": int(dropped),
-            "pad_token_id": int(pad),
-        }
-        if seg is self.pool.segmenter:
-            types = seg.token_types()[ids[mask == 1]]
-            info["types_fed"] = int(len(np.unique(types[types != _core.NO_TYPE])))
-        self.stats["packing"] = info
-        want_torch = return_tensors == "pt" or (
-            return_tensors == "auto" and importlib.util.find_spec("torch") is not None
+        return packing.input_ids(
+            self,
+            seq_len,
+            tokenizer=tokenizer,
+            policy=policy,
+            add_special_tokens=add_special_tokens,
+            pad_token_id=pad_token_id,
+            seed=seed,
+            return_tensors=return_tensors,
         )
-        if want_torch:
-            try:
-                import torch
-            except ImportError:
-                raise MissingDependencyError("return_tensors='pt' needs torch: pip install 'zipcal[torch]'") from None
-            return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        return {"input_ids": ids, "attention_mask": mask}
-
-    def _fed_ids(self, seg: "_core.Segmenter", capacity: int) -> List[np.ndarray]:
-        """Token ids (``seg``) that each sample feeds, at most ``capacity`` of them."""
-        if self.synthetic:
-            return [e[:capacity] for e in seg.encode_batch(list(self.texts), False)]
-        return [e[:capacity] for e in self.pool.candidate_ids(self.candidates, seg)]
 
     def to_dataset(self, seq_len: Optional[int] = None, **packing: Any) -> Any:
         """A Hugging Face ``datasets.Dataset`` with ``input_ids`` and ``attention_mask``
