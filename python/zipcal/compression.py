@@ -90,9 +90,16 @@ def looks_like(head: bytes) -> Optional[str]:
     return None
 
 
-def _open_raw(path: str) -> Any:
-    """The stored bytes of a local or remote file, as a binary stream."""
-    return remote.open_input_stream(path) if remote.is_url(path) else open(path, "rb")
+def _open_raw(path: str, native: bool = False) -> Any:
+    """The stored bytes of a local or remote file, as a binary stream (``native``:
+    a pyarrow file for a local path, which pyarrow's decompressors read directly)."""
+    if remote.is_url(path):
+        return remote.open_input_stream(path)
+    if native:
+        import pyarrow as pa
+
+        return pa.OSFile(path, "rb")
+    return open(path, "rb")
 
 
 def _sniff(path: str) -> bytes:
@@ -136,21 +143,9 @@ def open_stream(path: str) -> BinaryIO:
 
 
 def _decompressor(path: str, codec: str) -> BinaryIO:
-    if not remote.is_url(path):
-        if codec == "gzip":
-            inner: Any = gzip.GzipFile(path, "rb")
-        elif codec == "bz2":
-            inner = bz2.BZ2File(path, "rb")
-        elif codec == "xz":
-            inner = lzma.LZMAFile(path, "rb")
-        else:
-            import pyarrow as pa
-
-            inner = pa.CompressedInputStream(pa.OSFile(path, "rb"), codec)
-        return io.BufferedReader(_Guarded(inner, path, codec), buffer_size=1 << 20)
-    raw = _open_raw(path)
+    raw = _open_raw(path, native=codec in ("zstd", "lz4"))
     if codec == "gzip":
-        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+        inner: Any = gzip.GzipFile(fileobj=raw, mode="rb")
     elif codec == "bz2":
         inner = bz2.BZ2File(raw, "rb")
     elif codec == "xz":
