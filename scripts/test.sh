@@ -20,3 +20,5 @@ echo "== stub check" >&2
 python -m mypy.stubtest zipcal._core --allowlist scripts/stubtest-allowlist.txt
 echo "== pytest" >&2
 python -m pytest tests --durations=15 "$@"
+echo "== toolkit hand-off (llm-compressor, auto-round, GPTQModel)" >&2
+ZIPCAL_TOOLKITS=1 PYTHONPATH="$(scripts/toolkits.sh)" python -m pytest tests/compress/test_toolkits.py -p no:cacheprovider

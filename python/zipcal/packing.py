@@ -127,26 +127,25 @@ def fed_tokens(segments: List[List[Segment]]) -> int:
     return sum(b - a for row in segments for _, a, b in row)
 
 
-def input_ids(
+def rows(
     sel: Any,
     seq_len: Optional[int] = None,
     *,
     tokenizer: Any = None,
     policy: str = "fill",
     add_special_tokens: bool = True,
-    pad_token_id: Optional[int] = None,
     seed: Optional[int] = None,
-    return_tensors: str = "auto",
-) -> Dict[str, Any]:
-    """:meth:`zipcal.Selection.to_input_ids` (see there)."""
+) -> Tuple[List[np.ndarray], Dict[str, Any]]:
+    """The calibration rows of a selection as unpadded token-id arrays (at most
+    ``seq_len`` tokens each, all of them real), and the packing record:
+    ``policy``, ``seq_len``, ``rows``, ``tokens``, ``dropped_tokens``,
+    ``pad_token_id`` (what :func:`input_ids` pads with) and, with the pool's own
+    tokenizer, ``types_fed``. See :meth:`zipcal.Selection.to_input_ids`."""
     seq_len = positive_int("seq_len", seq_len if seq_len is not None else sel.pool.seq_len)
     if policy not in POLICIES:
         raise InvalidArgumentError(f"policy must be one of {POLICIES}, got {policy!r}")
-    if return_tensors not in ("auto", "np", "pt"):
-        raise InvalidArgumentError(f"return_tensors must be 'auto', 'np' or 'pt', got {return_tensors!r}")
     seg = packing_segmenter(sel, tokenizer)
     pad_default, eos = special_ids(seg, tokenizer)
-    pad = pad_token_id if pad_token_id is not None else (pad_default if pad_default is not None else 0)
     if seq_len != sel.pool.seq_len and policy in ("fill", "truncate"):
         log.warning(
             "packing rows of %d tokens from candidates chosen for rows of %d: the coverage "
@@ -182,8 +181,8 @@ def input_ids(
                     chunks.append(np.array([eos], dtype=np.int64))
             flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
             total = len(flat)
-            rows = min(max(sel.rows, len(sel)), len(flat) // seq_len)
-            rows_list = [flat[:seq_len]] if rows == 0 else list(flat[: rows * seq_len].reshape(rows, seq_len))
+            n_rows = min(max(sel.rows, len(sel)), len(flat) // seq_len)
+            rows_list = [flat[:seq_len]] if n_rows == 0 else list(flat[: n_rows * seq_len].reshape(n_rows, seq_len))
         else:
             rows_list = []
             for e in encoded:
@@ -193,25 +192,52 @@ def input_ids(
                 else:
                     rows_list.append(e)
         dropped = total - int(sum(len(r) for r in rows_list))
+    rows_list = [np.asarray(r, dtype=np.int64) for r in rows_list]
+    info: Dict[str, Any] = {
+        "policy": policy,
+        "seq_len": seq_len,
+        "rows": len(rows_list),
+        "tokens": int(sum(len(r) for r in rows_list)),
+        "dropped_tokens": int(dropped),
+        "pad_token_id": int(pad_default if pad_default is not None else 0),
+    }
+    if seg is sel.pool.segmenter:
+        flat = np.concatenate(rows_list) if rows_list else np.zeros(0, dtype=np.int64)
+        types = seg.token_types()[flat]
+        info["types_fed"] = int(len(np.unique(types[types != _core.NO_TYPE])))
+    return rows_list, info
+
+
+def input_ids(
+    sel: Any,
+    seq_len: Optional[int] = None,
+    *,
+    tokenizer: Any = None,
+    policy: str = "fill",
+    add_special_tokens: bool = True,
+    pad_token_id: Optional[int] = None,
+    seed: Optional[int] = None,
+    return_tensors: str = "auto",
+) -> Dict[str, Any]:
+    """:meth:`zipcal.Selection.to_input_ids` (see there)."""
+    if return_tensors not in ("auto", "np", "pt"):
+        raise InvalidArgumentError(f"return_tensors must be 'auto', 'np' or 'pt', got {return_tensors!r}")
+    rows_list, info = rows(
+        sel, seq_len, tokenizer=tokenizer, policy=policy, add_special_tokens=add_special_tokens, seed=seed
+    )
+    seq_len = info["seq_len"]
+    pad = pad_token_id if pad_token_id is not None else info["pad_token_id"]
     ids = np.full((len(rows_list), seq_len), pad, dtype=np.int64)
     mask = np.zeros((len(rows_list), seq_len), dtype=np.int64)
     for i, r in enumerate(rows_list):
         ids[i, : len(r)] = r
         mask[i, : len(r)] = 1
     real = int(mask.sum())
-    info: Dict[str, Any] = {
-        "policy": policy,
-        "seq_len": seq_len,
-        "rows": len(rows_list),
-        "tokens": real,
-        "pad_tokens": int(mask.size - real),
-        "pad_fraction": float(1 - real / mask.size) if mask.size else 0.0,
-        "dropped_tokens": int(dropped),
-        "pad_token_id": int(pad),
-    }
-    if seg is sel.pool.segmenter:
-        types = seg.token_types()[ids[mask == 1]]
-        info["types_fed"] = int(len(np.unique(types[types != _core.NO_TYPE])))
+    info.update(
+        pad_tokens=int(mask.size - real),
+        pad_fraction=float(1 - real / mask.size) if mask.size else 0.0,
+        pad_token_id=int(pad),
+    )
     sel.stats["packing"] = info
     want_torch = return_tensors == "pt" or (return_tensors == "auto" and importlib.util.find_spec("torch") is not None)
     if want_torch:

@@ -329,18 +329,29 @@ class Selection:
             return_tensors=return_tensors,
         )
 
-    def to_dataset(self, seq_len: Optional[int] = None, **packing: Any) -> Any:
-        """A Hugging Face ``datasets.Dataset`` with ``input_ids`` and ``attention_mask``
-        columns, ready for llm-compressor's ``oneshot(dataset=...)``."""
+    def to_dataset(self, seq_len: Optional[int] = None, *, padded: bool = False, **packing: Any) -> Any:
+        """A Hugging Face ``datasets.Dataset`` of the calibration rows, with
+        ``input_ids`` and ``attention_mask`` columns.
+
+        Rows are unpadded (variable length, masks all ones) unless ``padded``:
+        toolkits such as llm-compressor feed rows to their hooks as they are and
+        ignore the mask, so padding would be calibrated on. For llm-compressor,
+        :func:`zipcal.handoff.to_llmcompressor` also keeps the selection's order
+        and is immune to ``oneshot``'s sampling settings."""
         try:
             import datasets
         except ImportError:
             raise MissingDependencyError("to_dataset needs the datasets package: pip install datasets") from None
-        packing["return_tensors"] = "np"
-        batch = self.to_input_ids(seq_len, **packing)
-        return datasets.Dataset.from_dict(
-            {"input_ids": batch["input_ids"].tolist(), "attention_mask": batch["attention_mask"].tolist()}
-        )
+        if padded:
+            packing["return_tensors"] = "np"
+            batch = self.to_input_ids(seq_len, **packing)
+            ids, mask = batch["input_ids"].tolist(), batch["attention_mask"].tolist()
+        else:
+            from .handoff import calibration_rows
+
+            rows = calibration_rows(self, seq_len, **packing)
+            ids, mask = [r.tolist() for r in rows], [[1] * len(r) for r in rows]
+        return datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": mask})
 
     # ------------------------------------------------------------ output
 
