@@ -2,11 +2,13 @@
 
     zipcal select [INPUT ...] -n 128 --seq-len 2048 --tokenizer tokenizer.json -o calib.parquet
     zipcal select                     # the embedded default corpus, explained
+    zipcal select --verify calib.parquet.manifest.json
     zipcal stats INPUT ... [--plot rank_frequency.png]
     zipcal strategies
     zipcal compress / zipcal eval     # with zipcal[torch]
 
-Exit codes: 0 success, 2 bad input or arguments (one-line message), 130 interrupted.
+Exit codes: 0 success, 1 ``select --verify`` found a difference, 2 bad input or
+arguments (one-line message), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     from .default_corpus import DESCRIPTION
     from .selection import select
 
+    if args.verify:
+        return _verify_select(args)
     source = _source(args)
     out = sys.stdout
     if source is None and not args.quiet:
@@ -173,7 +177,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     sel = select(pool, args.n, strategy=args.strategy, seed=args.seed, threads=args.threads, **_strategy_options(args))
     pool = sel.pool  # a bounded pool may have been re-read with a larger cap
     if args.output:
-        sel.save(args.output)
+        if pool.options is None:  # read on Ray: the manifest records what defined the pool
+            pool.options, pool.input_spec = _pool_options(args).checked(), list(args.inputs)
+        # The manifest's command repeats the memory bounds as given (not the cap they led to).
+        bounds = {"max_candidates": args.max_candidates, "max_memory": args.max_memory}
+        sel.save(args.output, manifest=False if args.no_manifest else {"input_options": bounds})
     if args.stats_json:
         from .files import atomic_path
 
@@ -211,11 +219,65 @@ def cmd_select(args: argparse.Namespace) -> int:
         _print_table("zipcal select", summary, out)
         if args.output:
             print(f"wrote {len(sel)} candidates (filling {s['n']} rows) to {args.output}", file=out)
+            if not args.no_manifest:
+                print(f"wrote the manifest {args.output}.manifest.json (check it: zipcal select --verify)", file=out)
         else:
             print("first samples (use -o FILE.parquet|.jsonl to save all):", file=out)
             for i in range(min(3, len(sel))):
                 snippet = " ".join(sel.texts[i].split())[:96]
                 print(f"  [{sel.indices[i]}] {snippet}", file=out)
+    return 0
+
+
+def _verify_select(args: argparse.Namespace) -> int:
+    """``zipcal select --verify MANIFEST``: check the inputs, re-run the recorded command
+    (writing nothing) and compare. 0: same selection; 1: something differs; 2: no
+    usable manifest."""
+    from . import manifest as mf
+    from .selection import select
+
+    given = [
+        flag
+        for flag, value in (
+            ("INPUT", args.inputs),
+            ("-o", args.output),
+            ("--stats-json", args.stats_json),
+            ("--plot", args.plot),
+            ("--ray", args.ray),
+        )
+        if value
+    ]
+    if given:
+        raise _usage(f"--verify re-runs the manifest's command; it takes no {', '.join(given)}")
+
+    def rerun(argv: List[str]) -> Any:
+        import contextlib
+        import io
+
+        try:
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                ns = build_parser().parse_args(["select", *argv])
+        except SystemExit:
+            msg = err.getvalue().strip().splitlines()
+            raise mf.ManifestError(
+                f"{args.verify}: the recorded command is not a valid zipcal select command"
+                + (f" ({msg[-1]})" if msg else "")
+            ) from None
+        if ns.verify or ns.output or ns.ray:
+            raise mf.ManifestError(f"{args.verify}: the recorded command must not verify, write or use Ray")
+        ns.quiet, ns.threads = args.quiet, args.threads
+        pool = _local_pool(_source(ns), ns)
+        return select(pool, ns.n, strategy=ns.strategy, seed=ns.seed, threads=ns.threads, **_strategy_options(ns))
+
+    res = mf.verify(args.verify, rerun)
+    for w in res.warnings:
+        print(f"zipcal: warning: {w}", file=sys.stderr)
+    if not res.ok:
+        print(f"zipcal: verify failed: {res.problems[0]}", file=sys.stderr)
+        for p in res.problems[1:]:
+            print(f"zipcal: also: {p}", file=sys.stderr)
+        return 1
+    print(f"verified: {res.rows} rows, same selection")
     return 0
 
 
@@ -300,7 +362,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="extra strategy option (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    p.add_argument("-o", "--output", help="write the selection to this .parquet or .jsonl file (atomically)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write the selection to this .parquet or .jsonl file (atomically), and its manifest "
+        "(inputs and their hashes, options, statistics) to FILE.manifest.json",
+    )
+    p.add_argument("--no-manifest", action="store_true", help="with -o: write no FILE.manifest.json")
+    p.add_argument(
+        "--verify",
+        metavar="MANIFEST",
+        help="check a selection's manifest: re-hash its inputs, re-run its command (writing nothing) and "
+        "compare; exit 0 if the selection is the same, 1 if not",
+    )
     p.add_argument("--stats-json", help="also write pool and selection statistics to this JSON file")
     p.add_argument("--plot", help="write a rank-frequency plot (PNG) of pool vs selection (needs matplotlib)")
     p.add_argument(

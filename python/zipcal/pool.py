@@ -198,6 +198,11 @@ class Pool:
         self._reload: Optional[Callable[[int], "Pool"]] = None
         # Read the texts of some rows again (None: scan the source in order).
         self._fetch: Optional[Callable[[List[int]], Dict[int, str]]] = None
+        # What the pool was read from, for manifests (:mod:`zipcal.manifest`): its
+        # options, and the paths/globs/folders/URLs as given ("default": the embedded
+        # corpus; None: an in-memory source).
+        self.options: Optional[PoolOptions] = None
+        self.input_spec: Union[List[str], str, None] = None
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -406,6 +411,7 @@ def build_pool(
 ) -> Pool:
     """:func:`load_pool` with its options as one :class:`PoolOptions`."""
     options = options.checked()
+    spec = _input_spec(source)
     if source is None:
         from .default_corpus import default_corpus
 
@@ -484,6 +490,7 @@ def build_pool(
         invalid_utf8_rows=counters.invalid_utf8_rows + int(corpus.report()["invalid_utf8_rows"]),
     )
     pool.max_candidates = max_candidates
+    pool.options, pool.input_spec = options, spec
     if not keep_texts:
         pool._source, pool._read_options = source, opts
     if _rereadable(source):
@@ -510,6 +517,18 @@ def add_batch(corpus: "_core.Corpus", batch: Any, row: int, opts: ReadOptions) -
         # Rows of a JSONL file are records, not lines: name the line instead.
         explain_jsonl_error(batch.source, opts)
         raise
+
+
+def _input_spec(source: Any) -> Union[List[str], str, None]:
+    """The input as a manifest records it: the paths (globs, folders, URLs) as given,
+    "default" for the embedded corpus, None for an in-memory source."""
+    if source is None:
+        return "default"
+    if isinstance(source, (str, os.PathLike)):
+        return [os.fspath(source)]
+    if isinstance(source, (list, tuple)) and is_file_source(source):
+        return [os.fspath(s) for s in source]
+    return None
 
 
 def _rereadable(source: Any) -> bool:

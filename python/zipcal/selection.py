@@ -370,29 +370,70 @@ class Selection:
             }
         )
 
-    def save(self, path: Union[str, os.PathLike], format: Optional[str] = None) -> None:
+    def save(
+        self,
+        path: Union[str, os.PathLike],
+        format: Optional[str] = None,
+        *,
+        manifest: Union[bool, Dict[str, Any]] = True,
+    ) -> None:
         """Write the selection to Parquet or JSONL (chosen by ``format`` or the extension),
-        atomically: a temporary file in the same folder, renamed on success."""
+        atomically: a temporary file in the same folder, renamed on success.
+
+        ``manifest``: also write ``<path>.manifest.json`` (:meth:`manifest`, with the
+        file's name and the SHA-256 of its bytes); a dict gives fields that replace the
+        built ones. ``manifest=False`` writes none and removes a manifest left beside
+        ``path`` by an earlier save, which would describe another file."""
+        from . import manifest as mf
         from .files import atomic_path
 
         fmt = format or os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
         table = self.to_arrow()
         if fmt in ("parquet", "pq"):
-            import pyarrow.parquet as pq
-
-            # Timings stay out of the file so that the same selection gives the same bytes.
-            stable = {k: v for k, v in self.stats.items() if not k.endswith("_seconds")}
-            meta = {b"zipcal": json.dumps(_jsonable(stable), sort_keys=True).encode()}
-            table = table.replace_schema_metadata(meta)
-            with atomic_path(path) as tmp:
-                pq.write_table(table, tmp)
+            kind = "parquet"
         elif fmt in ("jsonl", "json", "ndjson"):
-            with atomic_path(path) as tmp:
+            kind = "jsonl"
+        else:
+            raise InvalidArgumentError(f"{path}: unknown output format {fmt!r} (use .parquet or .jsonl)")
+        with atomic_path(path) as tmp:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                # Timings stay out of the file so that the same selection gives the same bytes.
+                stable = {k: v for k, v in self.stats.items() if not k.endswith("_seconds")}
+                meta = {b"zipcal": json.dumps(_jsonable(stable), sort_keys=True).encode()}
+                pq.write_table(table.replace_schema_metadata(meta), tmp)
+            else:
                 with open(tmp, "w", encoding="utf-8") as f:
                     for rec in table.to_pylist():
                         f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        else:
-            raise InvalidArgumentError(f"{path}: unknown output format {fmt!r} (use .parquet or .jsonl)")
+            # The manifest is written just before the selection file is renamed into
+            # place: a failure until then leaves neither new file.
+            if manifest is not False:
+                overrides = manifest if isinstance(manifest, dict) else None
+                built = mf.build(
+                    self, output=path, output_format=kind, file_sha256=mf.sha256_file(tmp), overrides=overrides
+                )
+                mf.write(built, mf.manifest_path(path))
+        if manifest is False:
+            try:
+                os.unlink(mf.manifest_path(path))
+            except FileNotFoundError:
+                pass
+
+    def manifest(self, path: Union[str, os.PathLike, None] = None) -> Dict[str, Any]:
+        """The calibration manifest of this selection (``docs/manifest.md``): inputs with
+        sizes and SHA-256 hashes, pool options, tokenizer and its hash, strategy, options,
+        seed, statistics without timings, the selection's canonical hash and the command
+        that makes it again. With ``path``, a file this selection was saved to, the
+        output section names it and records the SHA-256 of its bytes."""
+        from . import manifest as mf
+
+        if path is None:
+            return mf.build(self)
+        ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+        kind = "parquet" if ext in ("parquet", "pq") else "jsonl" if ext in ("jsonl", "json", "ndjson") else None
+        return mf.build(self, output=path, output_format=kind, file_sha256=mf.sha256_file(path))
 
 
 def _jsonable(obj: Any) -> Any:
