@@ -215,6 +215,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     e.add_argument("--json", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=_guard("eval", _eval))
+    from .. import moe
+
+    moe.register(subparsers)  # `zipcal experts`
 
 
 def main(argv: Any = None) -> int:
