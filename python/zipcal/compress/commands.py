@@ -101,7 +101,8 @@ def _compress(args: argparse.Namespace) -> int:
             method=method,
             bits=args.bits,
             group_size=args.group_size if args.group_size and args.group_size > 0 else None,
-            act_order=args.act_order,
+            act_order=args.actorder or "none",
+            static_groups=True if args.static_groups else None,
             symmetric=args.symmetric,
             **common,
         )
@@ -181,7 +182,23 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     q = c.add_argument_group("quantization")
     q.add_argument("--bits", type=int, default=4, help="2..8 (default 4)")
     q.add_argument("--group-size", type=int, default=128, help="columns per scale; -1 per row (default 128)")
-    q.add_argument("--act-order", action="store_true", help="GPTQ: quantize columns by decreasing activation")
+    q.add_argument(
+        "--actorder",
+        choices=("none", "group", "static", "weight"),
+        default=None,
+        help="GPTQ column order: none (left to right, default), group (decreasing activation, groups "
+        "formed in that order), static (decreasing activation, group scales fixed up front from the "
+        "original weights: llm-compressor's default; 'weight' is an alias)",
+    )
+    q.add_argument(
+        "--act-order", dest="actorder", action="store_const", const="group", help="alias for --actorder group"
+    )
+    q.add_argument(
+        "--static-groups",
+        action="store_true",
+        help="GPTQ: compute group scales up front from the original weights (implied by --actorder static; "
+        "with --actorder none this is llm-compressor's actorder=None)",
+    )
     q.add_argument("--symmetric", action="store_true", help="symmetric grid (default asymmetric)")
     r = c.add_argument_group("calibration and runtime")
     r.add_argument("--seq-len", type=int, default=2048, help="truncate calibration texts (default 2048)")

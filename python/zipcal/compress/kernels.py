@@ -21,7 +21,7 @@ Conventions
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -41,6 +41,8 @@ __all__ = [
     "quant_params",
     "fake_quantize",
     "quantize_rtn",
+    "ACTORDER_MODES",
+    "resolve_actorder",
     "quantize_gptq",
     "outlier_ratio",
     "owl_layer_sparsities",
@@ -346,42 +348,120 @@ def quantize_rtn(
     return out, torch.stack(scales, 1), torch.stack(zeros, 1), g_idx
 
 
+#: Canonical GPTQ column orders (see :func:`resolve_actorder` and ``docs/gptq.md``).
+ACTORDER_MODES = ("none", "group", "static")
+
+_ACTORDER_ALIASES = {
+    "none": "none",
+    "": "none",
+    "false": "none",
+    "group": "group",
+    "dynamic": "group",
+    "true": "group",
+    "static": "static",
+    "weight": "static",
+}
+
+
+def resolve_actorder(act_order: Union[bool, str, None], static_groups: Optional[bool] = None) -> Tuple[str, bool]:
+    """Normalise GPTQ ordering options to ``(mode, static_groups)``.
+
+    ``act_order`` accepts ``False``/``None``/``"none"`` (original column
+    order), ``True``/``"group"``/``"dynamic"`` (decreasing ``H_jj``, groups
+    formed in that order, parameters computed when a group is reached) and
+    ``"static"``/``"weight"`` (decreasing ``H_jj``, parameters computed up
+    front from the original weights in original contiguous groups; the
+    llm-compressor default). ``static_groups`` defaults to ``True`` for
+    ``"static"`` and ``False`` otherwise; ``act_order="none"`` with
+    ``static_groups=True`` is llm-compressor's ``actorder=None``. Contradictory
+    pairs (``"static"`` with ``False``, ``"group"`` with ``True``) raise
+    :class:`InvalidArgumentError`.
+    """
+    if act_order is None or isinstance(act_order, bool):
+        mode = "group" if act_order else "none"
+    elif isinstance(act_order, str):
+        key = act_order.strip().lower()
+        if key not in _ACTORDER_ALIASES:
+            raise InvalidArgumentError(
+                f"unknown act_order {act_order!r} (choose from {', '.join(ACTORDER_MODES)}, or a bool)"
+            )
+        mode = _ACTORDER_ALIASES[key]
+    else:
+        raise InvalidArgumentError(f"act_order must be a bool, None or a string, got {type(act_order).__name__}")
+    if static_groups is None:
+        return mode, mode == "static"
+    static = bool(static_groups)
+    if mode == "static" and not static:
+        raise InvalidArgumentError(
+            "act_order='static' computes group parameters up front; static_groups=False contradicts it"
+        )
+    if mode == "group" and static:
+        raise InvalidArgumentError(
+            "act_order='group' computes group parameters lazily in permuted order; "
+            "use act_order='static' for static groups with activation ordering"
+        )
+    return mode, static
+
+
 def quantize_gptq(
     weight: torch.Tensor,
     hessian: torch.Tensor,
     bits: int = 4,
     group_size: Optional[int] = 128,
-    act_order: bool = False,
+    act_order: Union[bool, str, None] = False,
     symmetric: bool = False,
     blocksize: int = 128,
     percdamp: float = 0.01,
+    static_groups: Optional[bool] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """GPTQ (Frantar et al. 2022): column-by-column quantization with OBS error feedback.
 
-    ``hessian`` is ``2/N·XᵀX``. With ``act_order`` columns are visited in order
-    of decreasing ``H_jj`` and groups are formed in that order (``g_idx`` maps
-    each original column to its group). Group parameters are computed when the
-    first column of a group is reached, from the weights as updated so far.
+    ``hessian`` is ``2/N·XᵀX``. ``act_order`` (see :func:`resolve_actorder`):
+
+    * ``False``/``"none"``: columns left to right; with ``static_groups=False``
+      (default) each group's scale/zero is computed when its first column is
+      reached, from the weights as updated so far (original GPTQ); with
+      ``static_groups=True`` they are computed up front from the original
+      weights (llm-compressor ``actorder=None``).
+    * ``True``/``"group"``: columns in order of decreasing ``H_jj``; groups are
+      consecutive runs of that order, parameters computed lazily as above
+      (``g_idx`` maps each original column to its group).
+    * ``"static"``/``"weight"``: columns in order of decreasing ``H_jj``, each
+      quantized with the scale/zero of its original contiguous group, computed
+      up front from the original weights (llm-compressor's default;
+      ``g_idx = column // group_size``).
 
     Returns ``(w_hat_float32, scales[rows, groups], zeros[rows, groups], g_idx[cols], loss)``
     with ``loss`` the GPTQ proxy ``sum (w - q)² / [H⁻¹]_jj² / 2``.
     """
     bits = _check_bits(bits)
+    mode, static = resolve_actorder(act_order, static_groups)
     w = weight.float().clone()
     rows, cols = w.shape
     gs = _norm_group(group_size, cols)
     h = hessian.float()
+    g_orig = torch.arange(cols, device=w.device) // gs
+    scales: List[torch.Tensor] = []
+    zeros: List[torch.Tensor] = []
+    if static:
+        # From the original weights (dead inputs included), original column groups.
+        for g0 in range(0, cols, gs):
+            s, z = quant_params(w[:, g0 : g0 + gs], bits, symmetric)
+            scales.append(s)
+            zeros.append(z)
     perm = None
-    if act_order:
+    if mode != "none":
         # dead columns are handled inside _prepare_hessian; sort on the raw diagonal
         perm = torch.argsort(torch.diag(h), descending=True)
         w = w[:, perm]
         h = h[perm][:, perm]
     w, hinv = _prepare_hessian(w, h, percdamp)
+    # static: group (in original numbering) of the column visited at each position
+    col_group = (g_orig if perm is None else g_orig[perm]).tolist()
+    static_scales = torch.stack(scales, 1) if static else None
+    static_zeros = torch.stack(zeros, 1) if static else None
 
     q_all = torch.zeros_like(w)
-    scales: List[torch.Tensor] = []
-    zeros: List[torch.Tensor] = []
     loss = torch.zeros((), dtype=torch.float64, device=w.device)
     scale = zero = None
     for i1 in range(0, cols, blocksize):
@@ -393,7 +473,10 @@ def quantize_gptq(
         hinv1 = hinv[i1:i2, i1:i2]
         for i in range(count):
             c = i1 + i
-            if c % gs == 0:
+            if static_scales is not None and static_zeros is not None:
+                g = col_group[c]
+                scale, zero = static_scales[:, g], static_zeros[:, g]
+            elif c % gs == 0:
                 end = c + gs
                 grp = w1[:, i : i + gs]
                 if end > i2:
@@ -414,14 +497,14 @@ def quantize_gptq(
         if i2 < cols:
             w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
 
-    g_perm = torch.arange(cols, device=w.device) // gs
     if perm is not None:
-        inv = torch.argsort(perm)
-        q_all = q_all[:, inv]
-        g_idx = torch.empty_like(g_perm)
-        g_idx[perm] = g_perm
+        q_all = q_all[:, torch.argsort(perm)]
+    if static or perm is None:
+        g_idx = g_orig
     else:
-        g_idx = g_perm
+        # "group": groups are consecutive runs of the permuted order
+        g_idx = torch.empty_like(g_orig)
+        g_idx[perm] = g_orig
     return q_all, torch.stack(scales, 1), torch.stack(zeros, 1), g_idx, float(loss)
 
 

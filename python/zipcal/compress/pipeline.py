@@ -11,7 +11,7 @@ Only one decoder layer is on the compute device at a time.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import nn
@@ -286,9 +286,10 @@ def quantize(
     method: str = "gptq",
     bits: int = 4,
     group_size: Optional[int] = 128,
-    act_order: bool = False,
+    act_order: Union[bool, str, None] = False,
     symmetric: bool = False,
     *,
+    static_groups: Optional[bool] = None,
     tokenizer: Any = None,
     seq_len: Optional[int] = None,
     n: Optional[int] = None,
@@ -303,7 +304,12 @@ def quantize(
 
     ``method`` is ``"rtn"`` (no calibration) or ``"gptq"``; ``bits`` 2..8;
     ``group_size`` columns per scale/zero (``None``/``-1``: one per row);
-    ``act_order`` visits columns by decreasing Hessian diagonal (GPTQ only).
+    ``act_order`` (GPTQ only) is ``False``/``"none"`` (original column order),
+    ``True``/``"group"`` (decreasing Hessian diagonal, groups formed in that
+    order) or ``"static"`` (decreasing Hessian diagonal, group scales computed
+    up front from the original weights: llm-compressor's default);
+    ``static_groups=True`` with ``act_order="none"`` computes scales up front
+    without reordering (llm-compressor ``actorder=None``). See ``docs/gptq.md``.
 
     Returns the metadata written to ``zipcal_quantization.json`` by
     :func:`zipcal.compress.save_compressed`.
@@ -314,7 +320,8 @@ def quantize(
     K._check_bits(bits)
     if group_size is not None and group_size <= 0:
         group_size = None
-    if act_order and method == "rtn":
+    actorder, static = K.resolve_actorder(act_order, static_groups)
+    if method == "rtn" and actorder != "none":
         raise InvalidArgumentError("act_order applies to GPTQ only")
     dev = resolve_device(device)
     model.eval()
@@ -328,7 +335,7 @@ def quantize(
                 q, scales, _, _ = K.quantize_rtn(w, bits, group_size, symmetric)
             else:
                 q, scales, _, _, loss = K.quantize_gptq(
-                    w, stats[name], bits, group_size, act_order, symmetric, blocksize, percdamp
+                    w, stats[name], bits, group_size, actorder, symmetric, blocksize, percdamp, static
                 )
                 info["gptq_loss"] = loss
             info["groups"] = int(scales.shape[1])
@@ -350,7 +357,7 @@ def quantize(
         "method": method,
         "bits": int(bits),
         "group_size": int(group_size) if group_size else -1,
-        "act_order": bool(act_order),
+        "act_order": actorder != "none",
         "symmetric": bool(symmetric),
         "grid": "w = scale * (q - zero), q integer in [0, 2**bits - 1]",
         "layers": per_layer,
@@ -358,6 +365,8 @@ def quantize(
     if method == "gptq":
         meta["blocksize"] = blocksize
         meta["percdamp"] = percdamp
+        meta["actorder"] = actorder
+        meta["static_groups"] = static
     if data is not None:
         meta["calibration"] = {
             "sequences": int(data["input_ids"].shape[0]),
