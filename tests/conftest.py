@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +16,10 @@ WIKITEXT_VALID = (REPO_ROOT / ".." / "shared" / "data" / "wikitext-2" / "valid.t
 
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+
+# Tests never reach a model hub: hub names resolve from the local cache only. The hub
+# tests that exercise network errors turn this off themselves (against local servers).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Keep Hypothesis' cache out of the working tree.
 try:

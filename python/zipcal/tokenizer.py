@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
+from . import _core, hub
 from .errors import InvalidArgumentError, MissingDependencyError, SourceNotFoundError, TokenizerError
 
 WORDS = "words"
@@ -101,10 +101,32 @@ def tokenizer_json_of(tokenizer: Any) -> Tuple[str, str]:
     )
 
 
+def tokenizer_file(tokenizer: "str | os.PathLike[str]") -> Path:
+    """The local ``tokenizer.json`` a path or name stands for: the file itself, the one
+    in a folder, or, for a Hugging Face hub name (``org/name[@revision]``) that is not a
+    local path, the one in the Hugging Face cache (downloaded into it where the network
+    allows; :mod:`zipcal.hub`). One-line errors otherwise."""
+    path = Path(tokenizer)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+        if not path.is_file():
+            raise TokenizerError(f"{tokenizer}: the folder has no tokenizer.json")
+    if not path.exists() and isinstance(tokenizer, str) and hub.is_hub_name(tokenizer):
+        path = hub.resolve_tokenizer_file(tokenizer)
+    if not path.is_file():
+        raise SourceNotFoundError(
+            f"{tokenizer}: no such tokenizer file (pass a local tokenizer.json, its folder, "
+            "a Hugging Face hub name such as org/name, 'gpt2' or 'words')"
+        )
+    return path
+
+
 def resolve(tokenizer: Any) -> "_core.Segmenter":
     """A Segmenter for ``tokenizer``: None/'words', 'gpt2', a path to a ``tokenizer.json``
-    or a folder holding one, JSON text, a ``tokenizers.Tokenizer``, a transformers fast
-    tokenizer, or a Segmenter."""
+    or a folder holding one, a Hugging Face hub name (``org/name`` or
+    ``org/name@revision``: its ``tokenizer.json`` from the Hugging Face cache, downloaded
+    into it where the network allows; a local path of that name wins), JSON text, a
+    ``tokenizers.Tokenizer``, a transformers fast tokenizer, or a Segmenter."""
     if tokenizer is None or (isinstance(tokenizer, str) and tokenizer == WORDS):
         return _core.Segmenter.words()
     if isinstance(tokenizer, _core.Segmenter):
@@ -117,16 +139,7 @@ def resolve(tokenizer: Any) -> "_core.Segmenter":
     if isinstance(tokenizer, str) and tokenizer.lstrip().startswith("{"):
         return _core.Segmenter.from_json(tokenizer, "<tokenizer json>")
     if isinstance(tokenizer, (str, os.PathLike)):
-        path = Path(tokenizer)
-        if path.is_dir():
-            path = path / "tokenizer.json"
-            if not path.is_file():
-                raise TokenizerError(f"{tokenizer}: the folder has no tokenizer.json")
-        if not path.is_file():
-            raise SourceNotFoundError(
-                f"{tokenizer}: no such tokenizer file (tokenizers are never downloaded; "
-                "pass a local tokenizer.json, its folder, 'gpt2' or 'words')"
-            )
+        path = tokenizer_file(tokenizer)
         key = (str(path.resolve()), path.stat().st_mtime)
         if key not in _CACHE:
             _CACHE[key] = _core.Segmenter.from_file(str(path))

@@ -168,7 +168,11 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         description="Prune (magnitude, Wanda, SparseGPT, optionally OWL) or fake-quantize (RTN, GPTQ) "
         "a local Hugging Face causal LM layer by layer; writes a Hugging Face folder.",
     )
-    c.add_argument("model", help="local model folder (or 'smollm2' for the bundled offline model)")
+    c.add_argument(
+        "model",
+        help="local model folder, Hugging Face hub name (org/name[@revision], from the Hugging Face cache, "
+        "downloaded if missing) or 'smollm2' for the bundled offline model",
+    )
     c.add_argument("--method", required=True, choices=PRUNE + QUANT)
     c.add_argument("--calib", help=".parquet / .jsonl with a 'text' column (e.g. from `zipcal select`)")
     c.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
@@ -219,7 +223,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         description="WikiText-2-style perplexity (non-overlapping windows) and log-likelihood "
         "multiple-choice accuracy.",
     )
-    e.add_argument("model", help="local model folder (or 'smollm2')")
+    e.add_argument("model", help="local model folder, Hugging Face hub name (org/name[@revision]) or 'smollm2'")
     e.add_argument("--ppl", help="text file (read whole) or .parquet/.jsonl 'text' column joined with blank lines")
     e.add_argument("--seq-len", type=int, default=2048, help="window length (default 2048)")
     e.add_argument("--max-windows", type=int, default=None, help="evaluate only the first N windows")
