@@ -161,10 +161,12 @@ class Corpus:
         naive: bool = False,
         costs: Optional[npt.NDArray[np.uint64]] = None,
         budget: Optional[int] = None,
+        exclude: Optional[npt.NDArray[np.uint32]] = None,
     ) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int]:
         """Exact greedy coverage: (indices, gains, covered types, gain evaluations).
         With ``costs`` (one per candidate) and ``budget``, picking stops as soon as the
-        picks' costs reach the budget (``n`` is then an upper bound)."""
+        picks' costs reach the budget (``n`` is then an upper bound). Types in
+        ``exclude`` weigh nothing."""
     def coverage(self, indices: List[int], weighting: str = "uniform") -> Tuple[int, int]:
         """(distinct types, total weight) covered by the given candidates."""
 

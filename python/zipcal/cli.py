@@ -35,9 +35,23 @@ def _common_input_args(p: argparse.ArgumentParser) -> None:
         help="Parquet / Arrow / JSONL / text files, globs or folders (none: the embedded default corpus)",
     )
     p.add_argument(
-        "--tokenizer", default="words", help="'words' (default), 'gpt2', or a tokenizer.json (or its folder)"
+        "--tokenizer",
+        default="words",
+        help="'words' (default), 'gpt2', a tokenizer.json (or its folder), or a Hugging Face hub name "
+        "(org/name[@revision]: its tokenizer.json from the Hugging Face cache, downloaded if missing)",
     )
-    p.add_argument("--text-column", default="text", help="text column of tabular inputs (default: text)")
+    p.add_argument(
+        "--text-column",
+        default="text",
+        help="text column of tabular inputs (default: text; without one, a chat column 'messages')",
+    )
+    p.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="MODEL",
+        help="render a chat 'messages' column (role/content lists) with this model's chat template: a model "
+        "or tokenizer folder, or a hub name (default: the --tokenizer folder's own template)",
+    )
     p.add_argument(
         "--text-split",
         choices=["auto", "line", "blank"],
@@ -89,6 +103,7 @@ def _pool_options(args: argparse.Namespace) -> Any:
         text_column=args.text_column,
         text_split=args.text_split,
         encoding_errors=args.encoding_errors,
+        chat_template=args.chat_template,
     )
 
 
@@ -290,6 +305,8 @@ def _ray_pool(source: Any, args: argparse.Namespace) -> Any:
         raise InvalidArgumentError(
             "--ray bounds memory with --max-candidates; --max-memory and --keep-texts do not apply"
         )
+    if args.chat_template is not None:
+        raise InvalidArgumentError("--ray does not render chat messages: select them without --ray")
     from . import distributed
 
     return distributed.build_pool(

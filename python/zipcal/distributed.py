@@ -64,8 +64,9 @@ from .sources import (
     parquet_batches,
     pick_column,
     random_access,
+    rendered,
 )
-from .tokenizer import GPT2, WORDS, gpt2_tokenizer_json, resolve, tokenizer_json_of
+from .tokenizer import GPT2, WORDS, gpt2_tokenizer_json, resolve, tokenizer_file, tokenizer_json_of
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,10 @@ def plan_units(
 def unit_batches(unit: WorkUnit, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
     """The text batches of one work unit (the same texts a whole-corpus read yields)."""
     if unit.row_groups is not None:
-        yield from parquet_batches(unit.path, opts, list(unit.row_groups), unit.first_row)
+        batches = parquet_batches(unit.path, opts, list(unit.row_groups), unit.first_row)
     else:
-        yield from file_batches(unit.path, opts, counters or ReadCounters())
+        batches = file_batches(unit.path, opts, counters or ReadCounters())
+    yield from rendered(batches, opts)
 
 
 # ---------------------------------------------------------------- workers
@@ -146,10 +148,8 @@ def _tokenizer_spec(tokenizer: Any) -> Tuple[str, str]:
     if isinstance(tokenizer, str) and tokenizer.lstrip().startswith("{"):
         return "json", tokenizer
     if isinstance(tokenizer, (str, os.PathLike)):
-        path = Path(tokenizer)
-        if path.is_dir():
-            path = path / "tokenizer.json"
-        return "json", path.read_text(encoding="utf-8")
+        # a file, a folder or a hub name: workers get the JSON and need no cache
+        return "json", tokenizer_file(tokenizer).read_text(encoding="utf-8")
     return "json", tokenizer_json_of(tokenizer)[0]
 
 

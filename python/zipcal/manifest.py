@@ -257,18 +257,14 @@ def describe_tokenizer(tokenizer: Any) -> Dict[str, Any]:
 def tokenizer_file(name: str) -> str:
     """The ``tokenizer.json`` a tokenizer path, folder or hub name stands for, found as
     :func:`zipcal.tokenizer.resolve` finds it (a hub name: the file in the Hugging Face
-    cache, where resolving the tokenizer put it)."""
-    path = os.path.join(name, "tokenizer.json") if os.path.isdir(name) else name
-    if not os.path.exists(path):
-        import importlib
+    cache, where resolving the tokenizer put it); the path as given when there is none."""
+    from .errors import ZipcalError
+    from .tokenizer import tokenizer_file as find
 
-        try:
-            hub: Any = importlib.import_module("zipcal.hub")
-        except ImportError:  # pragma: no cover - a zipcal without hub names
-            return path
-        if getattr(hub, "is_hub_name", lambda s: False)(name) and hasattr(hub, "resolve_tokenizer_file"):
-            return os.fspath(hub.resolve_tokenizer_file(name))
-    return path
+    try:
+        return os.fspath(find(name))
+    except ZipcalError:
+        return os.path.join(name, "tokenizer.json") if os.path.isdir(name) else name
 
 
 def command_argv(
@@ -304,6 +300,10 @@ def command_argv(
         argv += ["--max-candidates", str(o["max_candidates"])]
     if o.get("max_memory") is not None:
         argv += ["--max-memory", str(o["max_memory"])]
+    if o.get("chat_template") is not None:
+        if not isinstance(o["chat_template"], str):
+            return None
+        argv += ["--chat-template", o["chat_template"]]
     argv += ["--strategy", strategy, "--seed", str(seed)]
     for k, v in sorted(options.items()):
         if jsonable(v) != v:
@@ -346,7 +346,16 @@ def build(
         "min_tokens": pool.min_tokens,
         "max_candidates": pool.max_candidates,
         "max_memory": None,
+        "chat_template": None,
     }
+    chat: Any = getattr(opts, "chat_template", None)
+    excluded: Any = getattr(pool, "excluded_types", None)
+    chat_used = chat is not None and excluded is not None
+    if chat_used:
+        src = chat.source
+        input_options["chat_template"] = (
+            os.fspath(src) if isinstance(src, (str, os.PathLike)) else {"object": chat.describe()}
+        )
     input_options.update(overrides.pop("input_options", None) or {})
     command = (
         command_argv(
@@ -368,6 +377,15 @@ def build(
         "inputs": describe_inputs(pool),
         "input_options": input_options,
         "tokenizer": describe_tokenizer(pool.tokenizer),
+        "chat_template": (
+            {
+                "source": chat.describe(),
+                "sha256": hashlib.sha256(chat.template.encode("utf-8")).hexdigest(),
+                "template_types": int(len(excluded)),
+            }
+            if chat_used
+            else None
+        ),
         "strategy": sel.strategy,
         "strategy_options": dict(sel.options),
         "seed": sel.seed,

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _core, packing
+from . import chat as chat_module
 from .errors import InputError, InvalidArgumentError, positive_int
 from .frequencies import frequency_summary
 from .sources import (
@@ -77,6 +78,9 @@ class PoolOptions:
     text_split: str = "auto"
     encoding_errors: str = "strict"
     cache_capacity: int = 4_000_000
+    # Renders a chat ``messages`` column (:mod:`zipcal.chat`): a template source, or
+    # None for the tokenizer's own template where it has one.
+    chat_template: Any = None
 
     def checked(self) -> "PoolOptions":
         """These options validated, with ``min_tokens`` resolved (default 16, at most
@@ -88,7 +92,8 @@ class PoolOptions:
         if isinstance(min_tokens, bool) or not isinstance(min_tokens, (int, np.integer)) or min_tokens < 0:
             raise InvalidArgumentError(f"min_tokens must be an integer >= 0, got {min_tokens!r}")
         ReadOptions(text_split=self.text_split, encoding_errors=self.encoding_errors)  # validates both
-        return dataclasses.replace(self, seq_len=seq_len, min_tokens=int(min_tokens))
+        chat = chat_module.resolve(self.chat_template, self.tokenizer)  # loaded when a messages column is met
+        return dataclasses.replace(self, seq_len=seq_len, min_tokens=int(min_tokens), chat_template=chat)
 
     def read_options(self, first_batch_rows: int = 0) -> ReadOptions:
         return ReadOptions(
@@ -96,6 +101,7 @@ class PoolOptions:
             text_split=self.text_split,
             encoding_errors=self.encoding_errors,
             first_batch_rows=first_batch_rows,
+            chat=self.chat_template if isinstance(self.chat_template, chat_module.ChatTemplate) else None,
         )
 
 
@@ -203,6 +209,8 @@ class Pool:
         # corpus; None: an in-memory source).
         self.options: Optional[PoolOptions] = None
         self.input_spec: Union[List[str], str, None] = None
+        # Types that count for nothing in coverage: a chat template's own tokens.
+        self.excluded_types: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -373,6 +381,7 @@ def load_pool(
     max_candidates: Optional[int] = None,
     max_memory: Union[int, str, None] = None,
     keep_texts: Union[bool, str] = "auto",
+    chat_template: Any = None,
 ) -> Pool:
     """Read and tokenize a corpus into a :class:`Pool` (see :func:`select` for arguments).
     ``source=None`` uses the embedded default corpus.
@@ -386,7 +395,7 @@ def load_pool(
     the input files afterwards (False). "auto" keeps them unless the input is files
     larger than 256 MiB in total."""
     options = PoolOptions(
-        tokenizer, unit, seq_len, min_tokens, text_column, text_split, encoding_errors, cache_capacity
+        tokenizer, unit, seq_len, min_tokens, text_column, text_split, encoding_errors, cache_capacity, chat_template
     )
     return build_pool(
         source,
@@ -491,6 +500,13 @@ def build_pool(
     )
     pool.max_candidates = max_candidates
     pool.options, pool.input_spec = options, spec
+    if opts.chat is not None and opts.chat.used:
+        pool.excluded_types = opts.chat.template_types(segmenter)
+        log.info(
+            "rendered chat messages with %r; %d template types left out of coverage",
+            opts.chat,
+            len(pool.excluded_types),
+        )
     if not keep_texts:
         pool._source, pool._read_options = source, opts
     if _rereadable(source):

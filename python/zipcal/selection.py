@@ -38,6 +38,7 @@ def select(
     max_candidates: Optional[int] = None,
     max_memory: Union[int, str, None] = None,
     keep_texts: Union[bool, str] = "auto",
+    chat_template: Any = None,
     **options: Any,
 ) -> "Selection":
     """Choose ``n`` calibration samples from ``source``.
@@ -71,6 +72,10 @@ def select(
             greedy on the whole corpus when every pick's gain beats the largest evicted set
             (``stats['certificate']``); when it is not and the source can be read again, the
             cap grows 4x and the corpus is re-read.
+        chat_template: renders a column of chat messages (``messages``: role/content
+            lists) before tokenization: a model or tokenizer folder, hub name, transformers
+            tokenizer or :class:`zipcal.chat.ChatTemplate`. Default: the tokenizer's own
+            template, where the tokenizer is one that carries it. See :mod:`zipcal.chat`.
         **options: strategy options (``weighting=``, ``draw=``, ...).
     """
     n = positive_int("n", n)
@@ -92,6 +97,7 @@ def select(
             max_candidates=max_candidates,
             max_memory=max_memory,
             keep_texts=keep_texts,
+            chat_template=chat_template,
         )
     if len(pool) < n:
         r = pool.report
@@ -254,11 +260,18 @@ class Selection:
 
     def _stats(self) -> Dict[str, Any]:
         pool = self.pool
-        types_available = int((pool.counts > 0).sum())
+        present = pool.counts > 0
+        counts = self.type_counts() > 0
+        if pool.excluded_types is not None:  # a chat template's own types count for nothing
+            present = present.copy()
+            present[pool.excluded_types[pool.excluded_types < len(present)]] = False
+            counts = counts.copy()
+            counts[pool.excluded_types[pool.excluded_types < len(counts)]] = False
+        types_available = int(present.sum())
         fed = self.fed_type_rows()
         tokens_fed = int(sum(len(r) for r in fed))
         room = self.rows * pool.capacity
-        covered = int((self.type_counts() > 0).sum())
+        covered = int(counts.sum())
         sel = frequency_summary(self.type_counts())
         poolf = frequency_summary(pool.counts)
         out: Dict[str, Any] = {

@@ -18,11 +18,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
 
 from . import remote
+from .chat import MESSAGES_TYPE, is_messages_type, missing_template_error
 from .compression import COMPRESSION_EXT, open_stream, split_compression
 from .errors import InputError, InvalidArgumentError, SourceNotFoundError
 
@@ -74,6 +75,8 @@ class ReadOptions:
     batch_rows: int = BATCH_ROWS
     # Rows of the first batch of the first Parquet file (0: batch_rows).
     first_batch_rows: int = 0
+    # Renders a messages column (:class:`zipcal.chat.ChatTemplate`; None: no template).
+    chat: Any = None
 
     def __post_init__(self) -> None:
         if self.text_split not in ("auto", "line", "blank"):
@@ -197,13 +200,27 @@ def _is_string_type(t: pa.DataType) -> bool:
 
 
 def pick_column(schema: pa.Schema, text_column: Optional[str], where: str) -> str:
-    """Name of the text column in ``schema``; a clear error when it is missing or not text."""
+    """Name of the text column in ``schema``; a clear error when it is missing or not text.
+    A column of chat messages (:func:`zipcal.chat.is_messages_type`) is taken when named,
+    or when there is no ``text`` column and it is called ``messages``: its batches are
+    rendered by :func:`rendered`."""
     names = schema.names
     if text_column is not None and text_column in names:
         t = schema.field(text_column).type
+        if is_messages_type(t):
+            return text_column
         if not (_is_string_type(t) or (pa.types.is_dictionary(t) and _is_string_type(t.value_type))):
             raise InputError(f"{where}: column {text_column!r} has type {t}, expected strings")
         return text_column
+    if text_column in (None, "text") and "text" not in names and "messages" in names:
+        t = schema.field("messages").type
+        if not is_messages_type(t):
+            raise InputError(
+                f"{where}: column 'messages' has type {t}: chat messages need string 'role' and 'content' "
+                "fields (content parts are not supported)"
+            )
+        log.info("%s: rendering the chat column 'messages'", where)
+        return "messages"
     text_cols = [f.name for f in schema if _is_string_type(f.type)]
     if len(text_cols) == 1 and text_column in (None, "text"):
         log.info("%s: using the only string column %r", where, text_cols[0])
@@ -368,11 +385,18 @@ def _arrow_ipc(path: str, opts: ReadOptions) -> Iterator[Batch]:
 
 
 def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Iterator[Batch]:
-    """Line-by-line JSONL reader: slower, but names the exact line of any problem."""
+    """Line-by-line JSONL reader: slower, but names the exact line of any problem.
+    Values are strings, or chat conversations (lists of role/content records), one
+    kind per file."""
     col = opts.text_column or "text"
-    texts: List[Optional[str]] = []
+    values: List[Any] = []
     first = 0
     seen_key = False
+    chat: Optional[bool] = None  # the column holds conversations (decided by the first value)
+
+    def batch() -> Batch:
+        return Batch(path, first, pa.array(values, type=MESSAGES_TYPE if chat else pa.string()))
+
     with open_stream(path) as f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -389,19 +413,44 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
                 raise InputError(f"{path}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            if not seen_key and col == "text" and opts.text_column in (None, "text") and "text" not in obj:
+                if isinstance(obj.get("messages"), list):
+                    col = "messages"  # chat data without a text column, as pick_column decides
             value = obj.get(col)  # a record without the key is a null row (counted)
             seen_key = seen_key or col in obj
-            if value is not None and not isinstance(value, str):
-                raise InputError(f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string")
-            texts.append(value)
-            if len(texts) >= opts.batch_rows:
-                yield Batch(path, first, pa.array(texts, type=pa.string()))
-                first += len(texts)
-                texts = []
-    if (texts or first) and not seen_key:
+            if value is not None:
+                if chat is None:
+                    chat = isinstance(value, list)
+                if chat:
+                    value = _conversation(value, path, lineno, col)
+                elif not isinstance(value, str):
+                    raise InputError(
+                        f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string"
+                    )
+            values.append(value)
+            if len(values) >= opts.batch_rows:
+                yield batch()
+                first += len(values)
+                values = []
+    if (values or first) and not seen_key:
         raise InputError(f"{path}: no record has the key {col!r} (choose the column with text_column= / --text-column)")
-    if texts:
-        yield Batch(path, first, pa.array(texts, type=pa.string()))
+    if values:
+        yield batch()
+
+
+def _conversation(value: Any, path: str, lineno: int, col: str) -> List[Dict[str, Optional[str]]]:
+    """A chat conversation of a JSON line, checked: role/content records with strings."""
+    if not isinstance(value, list):
+        raise InputError(f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected chat messages")
+    out = []
+    for k, m in enumerate(value):
+        role = m.get("role") if isinstance(m, dict) else None
+        content = m.get("content") if isinstance(m, dict) else None
+        if not isinstance(role, str) or not (content is None or isinstance(content, str)):
+            what = "a role" if not isinstance(role, str) else "string content (content parts are not supported)"
+            raise InputError(f"{path}: line {lineno}: message {k} of {col!r} has no {what}")
+        out.append({"role": role, "content": content})
+    return out
 
 
 def explain_jsonl_error(path: str, opts: ReadOptions) -> None:
@@ -687,7 +736,23 @@ class read_ahead:
 
 
 def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
-    """Yield :class:`Batch` es of text from any supported source."""
+    """Yield :class:`Batch` es of text from any supported source (chat messages
+    rendered with ``opts.chat``)."""
+    yield from rendered(_iter_batches(source, opts, counters), opts)
+
+
+def rendered(batches: Iterable[Batch], opts: ReadOptions) -> Iterator[Batch]:
+    """``batches`` with every batch of chat messages rendered to text by ``opts.chat``."""
+    for b in batches:
+        if is_messages_type(b.array.type):
+            if opts.chat is None:
+                named = opts.text_column  # None or "text": pick_column took "messages"
+                raise missing_template_error(b.source, named if named not in (None, "text") else "messages")
+            b = Batch(b.source, b.first_row, opts.chat.render_array(b.array, b.source, b.first_row))
+        yield b
+
+
+def _iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters] = None) -> Iterator[Batch]:
     counters = counters or ReadCounters()
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, (list, tuple)) and _looks_like_paths(source)):
         later = dataclasses.replace(opts, first_batch_rows=0)  # a smaller batch for the first file only
@@ -754,7 +819,7 @@ def iter_batches(source: Any, opts: ReadOptions, counters: Optional[ReadCounters
                 pa.RecordBatchReader.from_batches(rb.schema, [rb]), opts.text_column, "<arrow array>"
             )
         else:
-            yield from iter_batches(arr, opts, counters)
+            yield from _iter_batches(arr, opts, counters)
         return
     if isinstance(source, (bytes, bytearray)) or not hasattr(source, "__iter__"):
         raise InvalidArgumentError(

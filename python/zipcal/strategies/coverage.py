@@ -18,11 +18,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _greedy(pool: "Pool", n: int, weighting: str, budget: Optional["Budget"] = None) -> Picked:
     t0 = time.perf_counter()
+    exclude = pool.excluded_types
     if budget is None:
-        order, gains, covered, evaluations = pool.corpus.greedy(n, weighting)
+        order, gains, covered, evaluations = pool.corpus.greedy(n, weighting, exclude=exclude)
     else:
         order, gains, covered, evaluations = pool.corpus.greedy(
-            len(pool), weighting, costs=budget.costs, budget=budget.tokens
+            len(pool), weighting, costs=budget.costs, budget=budget.tokens, exclude=exclude
         )
     return Picked(
         candidates=order.astype(np.int64),

@@ -123,12 +123,19 @@ def spherical_kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
 
 
 def mix_greedy(
-    offsets: np.ndarray, types: np.ndarray, num_types: int, labels: np.ndarray, costs: np.ndarray, tokens: int
+    offsets: np.ndarray,
+    types: np.ndarray,
+    num_types: int,
+    labels: np.ndarray,
+    costs: np.ndarray,
+    tokens: int,
+    excluded: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray, int]:
     """Picks (in order), their gains, and gain evaluations of coverage within token
     shares: each cluster's share of ``tokens`` is its share of ``costs``; the next pick
     comes from the cluster furthest behind its share (ties: the lower cluster), and is
-    its candidate adding the most uncovered types (ties: the lower index)."""
+    its candidate adding the most uncovered types (ties: the lower index). Types in
+    ``excluded`` count as covered from the start (they add nothing)."""
     k = int(labels.max()) + 1 if len(labels) else 0
     mass = np.bincount(labels, weights=costs.astype(np.float64), minlength=k)
     share = tokens * mass / max(float(mass.sum()), 1.0)
@@ -140,6 +147,8 @@ def mix_greedy(
     for h in heaps:
         heapq.heapify(h)
     covered = np.zeros(num_types, dtype=bool)
+    if excluded is not None:
+        covered[excluded[excluded < num_types]] = True
     picks: List[int] = []
     gains: List[int] = []
     spent = 0
@@ -177,7 +186,7 @@ def zipcal_mix(pool: "Pool", n: int, *, seed: int = 0, strata: int = 8, budget: 
         costs, tokens = np.asarray(budget.costs, dtype=np.int64), budget.tokens
     else:
         costs, tokens = np.ones(len(offsets) - 1, dtype=np.int64), n
-    picks, gains, evaluations = mix_greedy(offsets, types, num_types, labels, costs, tokens)
+    picks, gains, evaluations = mix_greedy(offsets, types, num_types, labels, costs, tokens, pool.excluded_types)
     sizes = np.bincount(labels, minlength=int(labels.max()) + 1)
     return Picked(
         candidates=picks,

@@ -381,7 +381,9 @@ impl Corpus {
     /// Returns (indices, gains, covered_types, evaluations).
     /// With `costs` (one per candidate) and `budget`, picking stops as soon as the
     /// picks' costs reach the budget (`n` is then an upper bound).
-    #[pyo3(signature = (n, weighting = "uniform", naive = false, costs = None, budget = None))]
+    /// Types in `exclude` weigh nothing (for example the tokens of a chat template).
+    #[pyo3(signature = (n, weighting = "uniform", naive = false, costs = None, budget = None, exclude = None))]
+    #[allow(clippy::too_many_arguments)]
     fn greedy<'py>(
         &self,
         py: Python<'py>,
@@ -390,6 +392,7 @@ impl Corpus {
         naive: bool,
         costs: Option<PyReadonlyArray1<'py, u64>>,
         budget: Option<u64>,
+        exclude: Option<PyReadonlyArray1<'py, u32>>,
     ) -> PyResult<GreedyResult<'py>> {
         if n <= 0 {
             return Err(err(
@@ -409,10 +412,23 @@ impl Corpus {
                 ))
             }
         };
+        let exclude: Vec<u32> = exclude.map(|e| e.as_array().to_vec()).unwrap_or_default();
+        let types = self.inner.counts().len();
+        if let Some(&t) = exclude.iter().find(|&&t| t as usize >= types) {
+            return Err(err(
+                py,
+                core::Error::InvalidArgument(format!(
+                    "excluded type id {t} is not a type of this corpus ({types} types)"
+                )),
+            ));
+        }
         let inner = &self.inner;
         let g = py
             .detach(|| {
-                let weights = core::type_weights(inner.counts(), w);
+                let mut weights = core::type_weights(inner.counts(), w);
+                for &t in &exclude {
+                    weights[t as usize] = 0;
+                }
                 if naive {
                     core::naive_greedy_within(inner.candidates(), &weights, n as usize, limit)
                 } else {
