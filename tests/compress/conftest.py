@@ -28,19 +28,10 @@ def corpus_texts(n: int = 40) -> list:
 
 def build_tokenizer(vocab_size: int = 320):
     """A byte-level BPE trained locally on the documentation texts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from support.bpe import train_bpe
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<eos>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus_texts(200), trainer)
+    tok = train_bpe(corpus_texts(200), vocab_size)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
 
 

@@ -40,19 +40,9 @@ def texts(n: int = 60) -> list:
 
 def bpe_json(vocab_size: int) -> str:
     """A byte-level BPE ``tokenizer.json`` trained here on the documentation texts."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from support.bpe import train_bpe
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<eos>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts(120), trainer)
-    return tok.to_str()
+    return train_bpe(texts(120), vocab_size).to_str()
 
 
 def add_to_cache(
