@@ -157,11 +157,20 @@ def _saved_dataset_files(folder: str) -> Optional[List[str]]:
     return [str(d / f) for f in files]
 
 
+def _url_names_files(url: str) -> bool:
+    """Whether a URL in a list names input files rather than being a document that
+    happens to be a URL: a supported file name, a glob, or a prefix ending in '/'."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path
+    return not any(c.isspace() for c in url) and (path.endswith("/") or _has_glob(path) or supported_file(path))
+
+
 def _looks_like_paths(items: Sequence[Any]) -> bool:
     if not items:
         return False
     for it in items:
-        if isinstance(it, os.PathLike) or remote.is_url(it):
+        if isinstance(it, os.PathLike) or (remote.is_url(it) and _url_names_files(it)):
             continue
         if not isinstance(it, str) or "\n" in it or len(it) > 4096:
             return False

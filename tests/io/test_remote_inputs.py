@@ -233,3 +233,13 @@ def test_unknown_scheme_is_named():
 )
 def test_glob_over_keys(pattern, key, hit):
     assert bool(remote._glob_regex(pattern).match(key)) == hit
+
+
+def test_a_list_of_url_like_documents_is_documents():
+    from zipcal.sources import _looks_like_paths
+
+    docs = ["http://a.b/c?d=1", "https://example.org/about"]
+    assert not _looks_like_paths(docs)
+    assert _looks_like_paths(["s3://bucket/c4/*.json.gz", "s3://bucket/c4/", "https://h/f.parquet?sig=1"])
+    pool = zipcal.load_pool(docs, min_tokens=1, seq_len=16)
+    assert pool.report["rows"] == 2
