@@ -231,3 +231,48 @@ def test_speed_reports_ratios(tmp_path):
     assert st["perplexity"]["ratio_vs_zipcal_select"] > 0 and st["perplexity"]["tokens_through_model"]["mean"] > 0
     assert len(st["perplexity"]["runs"]) == 2
     assert "ratio vs zipcal" in (tmp_path / "speed.md").read_text()
+
+
+def test_time_limit_then_merge_from_another_machine(tmp_path):
+    """A run that may not start any cell leaves them for later; a second run (think:
+    a GPU) computes them elsewhere; --merge brings its cells, with their hardware,
+    into the first folder; a save adopts cells another run wrote meanwhile."""
+    from zipcal.experiments.mixed_corpus import DEFAULT_WIKITEXT_DIR
+
+    if not (DEFAULT_WIKITEXT_DIR / "test.txt").is_file():
+        pytest.skip("WikiText-2 test split not available")
+    small = ["--quick", "--tiny-model", "--strategies", "random", "--methods", "wanda-50", "--seeds", "2"] + SMALLER
+    here, there = tmp_path / "here", tmp_path / "there"
+    _run(["bench", "quality", "--out", str(here), "--time-limit", "0"] + small)
+    first = json.loads((here / "results.json").read_text())
+    assert first["cells"] == {} and first["dense"] is not None
+    _run(["bench", "quality", "--out", str(there)] + small)
+    theirs = json.loads((there / "results.json").read_text())
+    assert set(theirs["cells"]) == {"random|wanda-50|0", "random|wanda-50|1"}
+    theirs["cells"]["random|wanda-50|1"]["hardware"] = "NVIDIA H100 80GB HBM3"
+    (there / "results.json").write_text(json.dumps(theirs))
+    _run(["bench", "quality", "--out", str(here), "--merge", str(there / "results.json")] + small)
+    merged = json.loads((here / "results.json").read_text())
+    assert merged["cells"] == theirs["cells"]
+    assert merged["summary"]["table"]["random|wanda-50"]["wikitext2-test"]["n"] == 2
+    assert "NVIDIA H100 80GB HBM3" in (here / "report.md").read_text()
+    # a save adopts a cell that another writer put in the file after this run loaded it
+    cfg = quality.config_from_args(argparse.Namespace(**{**vars(_args(small)), "out": str(here)}))
+    data = json.loads((here / "results.json").read_text())
+    on_disk = json.loads((here / "results.json").read_text())
+    on_disk["cells"]["random|wanda-50|5"] = dict(on_disk["cells"]["random|wanda-50|0"], seed=5)
+    (here / "results.json").write_text(json.dumps(on_disk))
+    quality._commit(here, data, cfg)
+    assert "random|wanda-50|5" in json.loads((here / "results.json").read_text())["cells"]
+    # results of other settings are refused
+    other = dict(theirs, settings=dict(theirs["settings"], n=5))
+    (there / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="different settings"):
+        _run(["bench", "quality", "--out", str(here), "--merge", str(there / "results.json")] + small)
+
+
+def _args(argv):
+    parser = argparse.ArgumentParser(prog="zipcal")
+    sub = parser.add_subparsers(dest="command")
+    bench.register(sub)
+    return parser.parse_args(["bench", "quality"] + argv)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime as _dt
 import inspect
 import json
@@ -113,6 +114,9 @@ class QualityConfig:
     out: Optional[str] = None
     note: str = ""
     progress: bool = False
+    # Seconds this run may take: no cell is started that the slowest cell so far would
+    # not finish in time (None: no limit). Not a result setting.
+    time_limit: Optional[float] = None
 
     def result_settings(self) -> Dict[str, Any]:
         d = asdict(self)
@@ -404,6 +408,73 @@ def _save(out: Path, data: Dict[str, Any]) -> None:
         json.dump(data, f, indent=1, sort_keys=True, default=float)
 
 
+def _adopt(data: Dict[str, Any], other: Dict[str, Any], where: str) -> int:
+    """Copy into ``data`` the cells and selections of ``other`` (results of the same
+    settings) that ``data`` lacks; the number of cells copied. A cell both hold keeps
+    ``data``'s version."""
+    if other.get("settings") != data.get("settings"):
+        mine, theirs = data.get("settings", {}), other.get("settings", {})
+        diff = {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k)}
+        raise ValueError(f"{where} was computed with different settings {diff} (there, here)")
+    docs, theirs_docs = (data.get("pool") or {}).get("documents"), (other.get("pool") or {}).get("documents")
+    if docs is not None and theirs_docs is not None and docs != theirs_docs:
+        raise ValueError(
+            f"{where} drew its pools from other source documents ({theirs_docs} there, {docs} here): "
+            "a source was missing on one machine"
+        )
+    added = 0
+    for part in ("cells", "selections"):
+        mine_part = data.setdefault(part, {})
+        for key, value in (other.get(part) or {}).items():
+            if key not in mine_part:
+                mine_part[key] = value
+                added += part == "cells"
+    if data.get("dense") is None and other.get("dense") is not None:
+        data["dense"] = other["dense"]
+    return added
+
+
+def _commit(out: Path, data: Dict[str, Any], cfg: "QualityConfig") -> None:
+    """Save ``data`` with the summary and report, first adopting cells that another
+    run (on this machine, or merged from another) wrote to the same file meanwhile."""
+    path = out / "results.json"
+    if path.is_file():
+        try:
+            disk = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # a file being replaced: the next save adopts it
+            disk = None
+        if disk is not None and disk.get("settings") == data.get("settings"):
+            n = _adopt(data, disk, str(path))
+            if n:
+                log.info("adopted %d cells written to %s by another run", n, path)
+    data["summary"] = summarize(data, cfg)
+    _save(out, data)
+    write_markdown(out / "report.md", data, cfg)
+
+
+def merge_results(cfg: "QualityConfig", paths: Sequence[str]) -> Dict[str, Any]:
+    """Merge the cells of other runs' ``results.json`` (same settings; for example a
+    GPU run of ``benches/gpu_grid.sh``) into ``cfg.out``; each cell keeps the hardware
+    it ran on, and cells already there are kept. When ``cfg.out`` holds results, their
+    recorded configuration (strategies, methods, seeds, settings) is used."""
+    out = Path(cfg.out or default_out())
+    stored = out / "results.json"
+    if stored.is_file():
+        recorded = json.loads(stored.read_text(encoding="utf-8")).get("config") or {}
+        names = {f.name for f in dataclasses.fields(QualityConfig)}
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in recorded.items() if k in names and k != "out"})
+    data = _load_results(stored, cfg)
+    for p in paths:
+        other = json.loads(Path(p).read_text(encoding="utf-8"))
+        n = _adopt(data, other, p)
+        log.info("merged %d cells from %s", n, p)
+        print(f"merged {n} cells from {p}")
+    data.setdefault("config", {k: v for k, v in asdict(cfg).items() if k not in ("progress", "time_limit")})
+    out.mkdir(parents=True, exist_ok=True)
+    _commit(out, data, cfg)
+    return data
+
+
 def strategy_options(strategy: str, model: Any, tokenizer: Any, cfg: QualityConfig) -> Dict[str, Any]:
     if strategy not in MODEL_STRATEGIES:
         return {}
@@ -444,7 +515,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
     out = Path(cfg.out or default_out())
     out.mkdir(parents=True, exist_ok=True)
     data = _load_results(out / "results.json", cfg)
-    data["config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}
+    data["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "time_limit")}
     data["environment"] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -482,6 +553,14 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"]
     )
     log.info("quality grid: %d cells, %d already done", total, done)
+    started = time.perf_counter()
+    slowest = 0.0  # seconds of the slowest cell (selection included) in this run
+
+    def out_of_time() -> bool:
+        if cfg.time_limit is None:
+            return False
+        return time.perf_counter() - started + slowest > cfg.time_limit
+
     for seed in cfg.seeds:
         pool: Any = None
         labels: List[str] = []
@@ -489,6 +568,9 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
             todo = [m for m in cfg.methods if _cell_key(strategy, m, seed) not in data["cells"]]
             if not todo:
                 continue
+            if out_of_time():
+                break
+            t_sel = time.perf_counter()
             if pool is None:
                 pool, labels = seed_pool(mixed.texts, mixed.labels, cfg, seed, tok)
             sel = select(pool, cfg.n, strategy=strategy, seed=seed, **strategy_options(strategy, base, tok, cfg))
@@ -509,6 +591,8 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 "source_mix": mix,
             }
             for method in todo:
+                if out_of_time():
+                    break
                 t0 = time.perf_counter()
                 model = copy.deepcopy(base)
                 crep = compress(model, tok, calib, method, cfg)
@@ -533,9 +617,9 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 if bad:
                     log.warning("non-finite perplexity for %s on %s", _cell_key(strategy, method, seed), bad)
                 data["cells"][_cell_key(strategy, method, seed)] = cell
-                data["summary"] = summarize(data, cfg)
-                _save(out, data)
-                write_markdown(out / "report.md", data, cfg)
+                _commit(out, data, cfg)
+                slowest = max(slowest, time.perf_counter() - min(t0, t_sel))
+                t_sel = time.perf_counter()
                 done += 1
                 log.info(
                     "[%d/%d] %s: %s; accuracy %s",
@@ -545,9 +629,12 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                     {k: round(v, 3) for k, v in ppl.items()},
                     {k: round(v, 3) for k, v in mc.get("acc", {}).items()},
                 )
-    data["summary"] = summarize(data, cfg)
-    _save(out, data)
-    write_markdown(out / "report.md", data, cfg)
+    left = sum(
+        1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) not in data["cells"]
+    )
+    if left and cfg.time_limit is not None:
+        log.info("time limit of %.0f s reached: %d cells left for the next run", cfg.time_limit, left)
+    _commit(out, data, cfg)
     try:
         plot_quality_vs_time(out / "quality_vs_time.png", data)
     except ImportError:  # pragma: no cover
@@ -895,6 +982,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny grid that finishes in minutes")
     p.add_argument("--progress", action="store_true", help="progress bars of the model-based strategies")
     p.add_argument("--report-only", action="store_true", help="only rebuild report.md and the plot from results.json")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start no cell that the slowest so far would not finish within this run's SECONDS (resume later)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        default=None,
+        help="merge the cells of other runs' results.json (same settings, e.g. from a GPU) into --out and rebuild "
+        "the report; each cell keeps its hardware",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> QualityConfig:
@@ -921,6 +1023,7 @@ def config_from_args(args: argparse.Namespace) -> QualityConfig:
         "threads": args.threads,
         "out": args.out,
         "note": args.note,
+        "time_limit": args.time_limit,
     }
     for k, v in mapping.items():
         if v is not None:
@@ -941,7 +1044,10 @@ def cmd_quality(args: argparse.Namespace) -> int:
     import sys
 
     cfg = config_from_args(args)
-    data = rebuild_report(cfg) if args.report_only else run_quality(cfg)
+    if args.merge:
+        data = merge_results(cfg, args.merge)
+    else:
+        data = rebuild_report(cfg) if args.report_only else run_quality(cfg)
     out = Path(cfg.out or default_out())
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'quality_vs_time.png'}", file=sys.stdout)
     return 0 if data else 1
