@@ -350,10 +350,19 @@ class CalibrationRows(list):
 
 
 def inspect_rows(
-    rows: Sequence[np.ndarray], toolkit: str, *, seqlen: Optional[int] = None, nsamples: Optional[int] = None
+    rows: Sequence[np.ndarray],
+    toolkit: str,
+    *,
+    seqlen: Optional[int] = None,
+    nsamples: Optional[int] = None,
+    batch_size: int = 1,
+    calibration_sort: Optional[str] = None,
+    calibration_data_min_length: int = GPTQMODEL_MIN_LENGTH,
 ) -> Plan:
-    """The :class:`Plan` for unpadded ``rows`` handed to ``toolkit``
-    ('auto-round' with its ``seqlen``/``nsamples``, or 'gptqmodel')."""
+    """The :class:`Plan` for unpadded ``rows`` handed to ``toolkit``: 'auto-round'
+    with its ``seqlen``/``nsamples``, or 'gptqmodel' with the ``quantize()`` settings
+    ``batch_size``, ``calibration_sort`` (None, 'asc', 'desc' (its default) or
+    'shuffle') and ``calibration_data_min_length``."""
     lengths = [len(r) for r in rows]
     warnings: List[str] = []
     if toolkit == "auto-round":
@@ -381,19 +390,46 @@ def inspect_rows(
             tokens_given=_tokens(rows),
         )
     if toolkit == "gptqmodel":
-        kept = [n for n in lengths if n > GPTQMODEL_MIN_LENGTH]
+        if calibration_sort not in (None, "asc", "desc", "shuffle"):
+            raise InvalidArgumentError(
+                f"calibration_sort must be None, 'asc', 'desc' or 'shuffle', got {calibration_sort!r}"
+            )
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size}")
+        kept = [n for n in lengths if n > calibration_data_min_length]
         short = len(rows) - len(kept)
         if short:
             warnings.append(
-                f"{short} row(s) of {GPTQMODEL_MIN_LENGTH} tokens or fewer are removed unless quantize() is "
-                "called with calibration_data_min_length=0"
+                f"{short} row(s) of {calibration_data_min_length} tokens or fewer are removed "
+                "(quantize(calibration_data_min_length=0) keeps them)"
             )
+        same = "the statistics are sums over tokens: order changes them only by rounding"
+        order = {
+            None: "as selected",
+            "desc": f"longest first ({same})",
+            "asc": f"shortest first ({same})",
+            "shuffle": f"shuffled by an unseeded random.shuffle ({same})",
+        }[calibration_sort]
+        pad: Optional[int] = 0
+        if batch_size > 1:
+            if calibration_sort == "shuffle":
+                pad = None
+            else:
+                seq = sorted(kept, reverse=calibration_sort == "desc") if calibration_sort else kept
+                pad = sum(
+                    max(b) * len(b) - sum(b) for b in (seq[i : i + batch_size] for i in range(0, len(seq), batch_size))
+                )
+            if pad != 0:
+                what = "an unknown number of" if pad is None else f"{pad:,}"
+                warnings.append(
+                    f"batch_size={batch_size} pads rows that share a batch ({what} padding tokens); pass batch_size=1"
+                )
         return Plan(
             "gptqmodel",
             rows_kept=len(kept),
             tokens_kept=int(sum(kept)),
-            pad_tokens=0,
-            order="as selected with calibration_sort=None (longest first by default)",
+            pad_tokens=pad,
+            order=order,
             warnings=warnings,
             rows_given=len(rows),
             tokens_given=_tokens(rows),
@@ -423,7 +459,14 @@ def to_autoround(
 # ---------------------------------------------------------------- GPTQModel
 
 
-def to_gptqmodel(sel: Any, seq_len: Optional[int] = None, **packing_options: Any) -> CalibrationRows:
+def to_gptqmodel(
+    sel: Any,
+    seq_len: Optional[int] = None,
+    *,
+    batch_size: int = 1,
+    calibration_sort: Optional[str] = None,
+    **packing_options: Any,
+) -> CalibrationRows:
     """Examples for GPTQModel's ``model.quantize(rows, batch_size=1, calibration_sort=None)``:
     one ``{"input_ids": [ids], "attention_mask": [ones]}`` per row, unpadded.
 
@@ -432,11 +475,12 @@ def to_gptqmodel(sel: Any, seq_len: Optional[int] = None, **packing_options: Any
     rounding), pads rows that share a batch (``batch_size=1`` avoids it), trims
     rows longer than the model's ``max_position_embeddings``, and removes rows of
     ``calibration_data_min_length`` (10) tokens or fewer: ``rows.plan`` says
-    which would go."""
+    which would go, for the ``batch_size`` and ``calibration_sort`` that will be
+    passed to ``quantize``."""
     rows = calibration_rows(sel, seq_len, **packing_options)
     out = CalibrationRows({"input_ids": [r.tolist()], "attention_mask": [[1] * len(r)]} for r in rows)
     out.seqlen = int(sel.stats["packing"]["seq_len"])
     out.nsamples = len(rows)
-    out.plan = inspect_rows(rows, "gptqmodel")
+    out.plan = inspect_rows(rows, "gptqmodel", batch_size=batch_size, calibration_sort=calibration_sort)
     out.plan._warn()
     return out

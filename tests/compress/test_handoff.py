@@ -153,8 +153,17 @@ def test_gptqmodel_rows_and_min_length():
     plan = handoff.inspect_rows(rows, "gptqmodel")
     assert (plan.rows_kept, plan.tokens_kept) == (2, 38 + 12)
     assert "10 tokens or fewer" in plan.warnings[0]
+    assert plan.order == "as selected" and plan.pad_tokens == 0
+    # quantize()'s default sort with batches of two: (38, 12) padded to 38
+    plan = handoff.inspect_rows(rows, "gptqmodel", batch_size=2, calibration_sort="desc")
+    assert plan.pad_tokens == 38 - 12 and "longest first" in plan.order
+    assert any("batch_size=2" in w for w in plan.warnings)
+    plan = handoff.inspect_rows(rows, "gptqmodel", batch_size=2, calibration_sort="shuffle")
+    assert plan.pad_tokens is None
     with pytest.raises(InvalidArgumentError):
         handoff.inspect_rows(rows, "vllm")
+    with pytest.raises(InvalidArgumentError):
+        handoff.inspect_rows(rows, "gptqmodel", calibration_sort="random")
 
 
 def test_gptqmodel_examples(sel):

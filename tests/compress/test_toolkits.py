@@ -190,6 +190,11 @@ def test_gptqmodel_prepares_our_rows_unchanged(tiny_tokenizer, sel):
     # its default sort only reorders; a row of 10 tokens or fewer is removed, as the plan says
     sorted_batches = prepare_calibration_dataset(stub, examples, calibration_dataset_sort="desc", batch_size=1)
     assert sorted(len(b["input_ids"][0]) for b in sorted_batches) == sorted(len(r) for r in rows)
+    # batches of three after its default sort: the padding the plan predicts
+    batched = prepare_calibration_dataset(stub, examples, calibration_dataset_sort="desc", batch_size=3)
+    padded = sum(int((b["attention_mask"] == 0).sum()) for b in batched)
+    plan = handoff.inspect_rows(rows, "gptqmodel", batch_size=3, calibration_sort="desc")
+    assert padded == plan.pad_tokens > 0
     tiny = handoff.CalibrationRows(list(examples) + [{"input_ids": [[5] * 8], "attention_mask": [[1] * 8]}])
     kept = prepare_calibration_dataset(stub, tiny, batch_size=1)
     plan = handoff.inspect_rows([np.asarray(e["input_ids"][0]) for e in tiny], "gptqmodel")
