@@ -16,6 +16,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${PINS[*]}" ]; then
   echo "installing toolkits into $DEST" >&2
   rm -rf "$DEST"
   mkdir -p "$DEST"
+  # GPTQModel's source build uses the environment's setuptools (its pin: >=84.2.1,<85).
+  python -c "import setuptools" 2>/dev/null \
+    || python -m pip install -q --disable-pip-version-check "setuptools>=84.2.1,<85" >&2
   # GPTQModel ships as a source distribution; its CPU build needs no compiler flags.
   python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
     --target "$DEST" "${PINS[@]}" >&2
