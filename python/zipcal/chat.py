@@ -87,23 +87,25 @@ class ChatTemplate:
         """The rendered text of each conversation (None stays None)."""
         self.used = True
         idx = [i for i, c in enumerate(conversations) if c is not None]
-        convs = [_clean(conversations[i], where, first_row + i) for i in idx]
+        convs = [conversation(conversations[i], f"{where} row {first_row + i}") for i in idx]
         out: List[Any] = [None] * len(conversations)
         if not convs:
             return out
         try:
-            texts = self.tokenizer.apply_chat_template(
-                convs, tokenize=False, add_generation_prompt=False, **self.kwargs
-            )
+            texts = self._apply(convs)
         except Exception:
             texts = [self._render_one(c, where, first_row + i) for i, c in zip(idx, convs)]
         for i, t in zip(idx, texts):
             out[i] = t
         return out
 
+    def _apply(self, convs: Any) -> Any:
+        """The template applied to one conversation (a string) or a list of them."""
+        return self.tokenizer.apply_chat_template(convs, tokenize=False, add_generation_prompt=False, **self.kwargs)
+
     def _render_one(self, conv: List[Dict[str, str]], where: str, row: int) -> str:
         try:
-            return self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=False, **self.kwargs)
+            return self._apply(conv)
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"{where} row {row}: the chat template refused this conversation ({msg})") from None
@@ -124,9 +126,7 @@ class ChatTemplate:
         out = []
         for conv in shapes:
             try:
-                out.append(
-                    self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=False, **self.kwargs)
-                )
+                out.append(self._apply(conv))
             except Exception:  # a template that refuses this shape
                 continue
         return out
@@ -141,19 +141,23 @@ class ChatTemplate:
         return np.unique(flat[flat != _core.NO_TYPE]).astype(np.uint32)
 
 
-def _clean(conv: Any, where: str, row: int) -> List[Dict[str, str]]:
+def conversation(conv: Any, where: str, column: Optional[str] = None) -> List[Dict[str, str]]:
+    """``conv`` checked as a conversation: a list of records with a string ``role``
+    and string content (a null content reads as empty). Errors start with ``where``
+    (the file and row or line) and name the message, and ``column`` when given."""
+    of = f" of {column!r}" if column else ""
     if not isinstance(conv, list):
-        raise InputError(f"{where} row {row}: messages must be a list of {{role, content}} records")
+        what = f"column {column!r}" if column else "messages"
+        raise InputError(f"{where}: {what} is {type(conv).__name__}, expected a list of {{role, content}} records")
     out = []
     for k, m in enumerate(conv):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise InputError(f"{where} row {row}: message {k} has no role")
-        content = m.get("content")
-        if content is None:
-            content = ""
-        elif not isinstance(content, str):
-            raise InputError(f"{where} row {row}: message {k} has content of type {type(content).__name__}")
-        out.append({"role": m["role"], "content": content})
+        role = m.get("role") if isinstance(m, dict) else None
+        content = m.get("content") if isinstance(m, dict) else None
+        if not isinstance(role, str):
+            raise InputError(f"{where}: message {k}{of} has no role")
+        if content is not None and not isinstance(content, str):
+            raise InputError(f"{where}: message {k}{of} has no string content (content parts are not supported)")
+        out.append({"role": role, "content": content or ""})
     return out
 
 

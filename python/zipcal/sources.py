@@ -18,12 +18,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Iterable, Iterator, List, Optional, Sequence
 
 import pyarrow as pa
 
 from . import remote
-from .chat import MESSAGES_TYPE, is_messages_type, missing_template_error
+from .chat import MESSAGES_TYPE, conversation, is_messages_type, missing_template_error
 from .compression import COMPRESSION_EXT, open_stream, split_compression
 from .errors import InputError, InvalidArgumentError, SourceNotFoundError
 
@@ -431,7 +431,7 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
                 if chat is None:
                     chat = isinstance(value, list)
                 if chat:
-                    value = _conversation(value, path, lineno, col)
+                    value = conversation(value, f"{path}: line {lineno}", col)
                 elif not isinstance(value, str):
                     raise InputError(
                         f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected a string"
@@ -445,21 +445,6 @@ def _jsonl_python(path: str, opts: ReadOptions, counters: ReadCounters) -> Itera
         raise InputError(f"{path}: no record has the key {col!r} (choose the column with text_column= / --text-column)")
     if values:
         yield batch()
-
-
-def _conversation(value: Any, path: str, lineno: int, col: str) -> List[Dict[str, Optional[str]]]:
-    """A chat conversation of a JSON line, checked: role/content records with strings."""
-    if not isinstance(value, list):
-        raise InputError(f"{path}: line {lineno}: column {col!r} is {type(value).__name__}, expected chat messages")
-    out = []
-    for k, m in enumerate(value):
-        role = m.get("role") if isinstance(m, dict) else None
-        content = m.get("content") if isinstance(m, dict) else None
-        if not isinstance(role, str) or not (content is None or isinstance(content, str)):
-            what = "a role" if not isinstance(role, str) else "string content (content parts are not supported)"
-            raise InputError(f"{path}: line {lineno}: message {k} of {col!r} has no {what}")
-        out.append({"role": role, "content": content})
-    return out
 
 
 def explain_jsonl_error(path: str, opts: ReadOptions) -> None:
