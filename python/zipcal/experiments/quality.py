@@ -389,12 +389,28 @@ def _cell_key(strategy: str, method: str, seed: int) -> str:
     return f"{strategy}|{method}|{seed}"
 
 
+def _settings_diff(theirs: Dict[str, Any], mine: Dict[str, Any]) -> Dict[str, Any]:
+    """``{setting: (theirs, mine)}`` for every setting where two results differ."""
+    return {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k)}
+
+
+def _missing(cfg: QualityConfig, data: Dict[str, Any]) -> List[str]:
+    """Keys of the configured cells that ``data`` does not hold yet."""
+    keys = (_cell_key(s, m, sd) for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds)
+    return [k for k in keys if k not in data["cells"]]
+
+
+def _recorded_config(cfg: QualityConfig) -> Dict[str, Any]:
+    """The configuration a results file records (not the per-run switches)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("progress", "time_limit")}
+
+
 def _load_results(path: Path, cfg: QualityConfig) -> Dict[str, Any]:
     if path.is_file():
         data = json.loads(path.read_text(encoding="utf-8"))
         stored = data.get("settings", {})
         mine = json.loads(json.dumps(cfg.result_settings()))
-        diff = {k: (stored.get(k), mine[k]) for k in mine if stored.get(k) != mine[k]}
+        diff = _settings_diff({k: stored.get(k) for k in mine}, mine)
         if diff:
             raise ValueError(
                 f"{path} was computed with different settings {diff} (stored, now); use another --out to start afresh"
@@ -413,8 +429,7 @@ def _adopt(data: Dict[str, Any], other: Dict[str, Any], where: str) -> int:
     settings) that ``data`` lacks; the number of cells copied. A cell both hold keeps
     ``data``'s version."""
     if other.get("settings") != data.get("settings"):
-        mine, theirs = data.get("settings", {}), other.get("settings", {})
-        diff = {k: (theirs.get(k), mine.get(k)) for k in set(mine) | set(theirs) if theirs.get(k) != mine.get(k)}
+        diff = _settings_diff(other.get("settings", {}), data.get("settings", {}))
         raise ValueError(f"{where} was computed with different settings {diff} (there, here)")
     docs, theirs_docs = (data.get("pool") or {}).get("documents"), (other.get("pool") or {}).get("documents")
     if docs is not None and theirs_docs is not None and docs != theirs_docs:
@@ -469,7 +484,7 @@ def merge_results(cfg: "QualityConfig", paths: Sequence[str]) -> Dict[str, Any]:
         n = _adopt(data, other, p)
         log.info("merged %d cells from %s", n, p)
         print(f"merged {n} cells from {p}")
-    data.setdefault("config", {k: v for k, v in asdict(cfg).items() if k not in ("progress", "time_limit")})
+    data.setdefault("config", _recorded_config(cfg))
     out.mkdir(parents=True, exist_ok=True)
     _commit(out, data, cfg)
     return data
@@ -515,7 +530,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
     out = Path(cfg.out or default_out())
     out.mkdir(parents=True, exist_ok=True)
     data = _load_results(out / "results.json", cfg)
-    data["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("progress", "time_limit")}
+    data["config"] = _recorded_config(cfg)
     data["environment"] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -549,9 +564,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
         _save(out, data)
         log.info("dense model: %s; accuracy %s", dense["ppl"], dense.get("acc"))
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
-    done = sum(
-        1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) in data["cells"]
-    )
+    done = total - len(_missing(cfg, data))
     log.info("quality grid: %d cells, %d already done", total, done)
     started = time.perf_counter()
     slowest = 0.0  # seconds of the slowest cell (selection included) in this run
@@ -570,7 +583,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                 continue
             if out_of_time():
                 break
-            t_sel = time.perf_counter()
+            since = time.perf_counter()  # this cell's time includes the selection
             if pool is None:
                 pool, labels = seed_pool(mixed.texts, mixed.labels, cfg, seed, tok)
             sel = select(pool, cfg.n, strategy=strategy, seed=seed, **strategy_options(strategy, base, tok, cfg))
@@ -618,8 +631,8 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                     log.warning("non-finite perplexity for %s on %s", _cell_key(strategy, method, seed), bad)
                 data["cells"][_cell_key(strategy, method, seed)] = cell
                 _commit(out, data, cfg)
-                slowest = max(slowest, time.perf_counter() - min(t0, t_sel))
-                t_sel = time.perf_counter()
+                slowest = max(slowest, time.perf_counter() - since)
+                since = time.perf_counter()
                 done += 1
                 log.info(
                     "[%d/%d] %s: %s; accuracy %s",
@@ -629,9 +642,7 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
                     {k: round(v, 3) for k, v in ppl.items()},
                     {k: round(v, 3) for k, v in mc.get("acc", {}).items()},
                 )
-    left = sum(
-        1 for s in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(s, m, sd) not in data["cells"]
-    )
+    left = len(_missing(cfg, data))
     if left and cfg.time_limit is not None:
         log.info("time limit of %.0f s reached: %d cells left for the next run", cfg.time_limit, left)
     _commit(out, data, cfg)
@@ -772,10 +783,7 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     if cfg.note:
         lines += [cfg.note, ""]
     total = len(cfg.strategies) * len(cfg.methods) * len(cfg.seeds)
-    done = sum(
-        1 for st in cfg.strategies for m in cfg.methods for sd in cfg.seeds if _cell_key(st, m, sd) in data["cells"]
-    )
-    lines += [f"Cells computed: {done} / {total}.", ""]
+    lines += [f"Cells computed: {total - len(_missing(cfg, data))} / {total}.", ""]
     by_hw: Dict[str, int] = {}
     for c in data["cells"].values():
         hw = c.get("hardware") or "not recorded"
