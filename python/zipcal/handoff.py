@@ -44,6 +44,9 @@ __all__ = [
     "inspect_rows",
 ]
 
+# Why an order a toolkit imposes does not change what it calibrates on.
+ORDER_FREE = "the statistics are sums over tokens: order changes them only by rounding"
+
 # GPTQModel's ``quantize(calibration_data_min_length=10)``: rows of at most this
 # many tokens are removed before quantization.
 GPTQMODEL_MIN_LENGTH = 10
@@ -235,28 +238,31 @@ def _inspect_llmcompressor(
             f"num_calibration_samples={num_calibration_samples} keeps {keep} of {n} rows, {how}: "
             f"pass num_calibration_samples={n} or None"
         )
-    same = "the statistics are sums over tokens: order changes them only by rounding"
     seq: Optional[np.ndarray]
     if shuffle:
-        order = f"shuffled by an unseeded sampler ({same})"
+        order = f"shuffled by an unseeded sampler ({ORDER_FREE})"
         seq = np.arange(n) if keep == n else None
     else:
-        order = f"longest first ({same})"
+        order = f"longest first ({ORDER_FREE})"
         seq = np.argsort(-lengths, kind="stable")[:keep]
     if collator == "padding":
         max_seq_length = None  # llm-compressor ignores it with this collator (and says so)
-    if callable(collator):
-        warnings.append("a custom data_collator: zipcal cannot say what it keeps")
+
+    def plan(tokens_kept: Optional[int], pad_tokens: Optional[int]) -> Plan:
         return Plan(
             "llm-compressor",
-            rows_kept=keep,
-            tokens_kept=None,
-            pad_tokens=None,
-            order=order,
-            warnings=warnings,
             rows_given=n,
             tokens_given=int(real.sum()),
+            rows_kept=keep,
+            tokens_kept=tokens_kept,
+            pad_tokens=pad_tokens,
+            order=order,
+            warnings=warnings,
         )
+
+    if callable(collator):
+        warnings.append("a custom data_collator: zipcal cannot say what it keeps")
+        return plan(None, None)
     if collator not in ("truncation", "padding"):
         raise InvalidArgumentError(f"data_collator must be 'truncation', 'padding' or a callable, got {collator!r}")
     if batch_size < 1:
@@ -280,16 +286,7 @@ def _inspect_llmcompressor(
             warnings.append(f"batch_size={batch_size}: each batch is {effect}, which {what}; pass batch_size=1")
     if max_seq_length is not None and collator == "truncation" and int(lengths.max(initial=0)) > max_seq_length:
         warnings.append(f"max_seq_length={max_seq_length} cuts rows longer than it")
-    return Plan(
-        "llm-compressor",
-        rows_kept=keep,
-        tokens_kept=tokens_kept,
-        pad_tokens=pad_tokens,
-        order=order,
-        warnings=warnings,
-        rows_given=n,
-        tokens_given=int(real.sum()),
-    )
+    return plan(tokens_kept, pad_tokens)
 
 
 def _collate(
@@ -403,12 +400,11 @@ def inspect_rows(
                 f"{short} row(s) of {calibration_data_min_length} tokens or fewer are removed "
                 "(quantize(calibration_data_min_length=0) keeps them)"
             )
-        same = "the statistics are sums over tokens: order changes them only by rounding"
         order = {
             None: "as selected",
-            "desc": f"longest first ({same})",
-            "asc": f"shortest first ({same})",
-            "shuffle": f"shuffled by an unseeded random.shuffle ({same})",
+            "desc": f"longest first ({ORDER_FREE})",
+            "asc": f"shortest first ({ORDER_FREE})",
+            "shuffle": f"shuffled by an unseeded random.shuffle ({ORDER_FREE})",
         }[calibration_sort]
         pad: Optional[int] = 0
         if batch_size > 1:

@@ -693,12 +693,10 @@ def cover_experts(
 # --------------------------------------------------------------------------
 def _experts_command(args: argparse.Namespace) -> int:
     from .compress.calib import check_tokenizer_fits
+    from .compress.commands import _setup_torch
     from .models import load_model
 
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _setup_torch(args)
     model, tokenizer = load_model(args.model, dtype=args.dtype)
     check_tokenizer_fits(tokenizer, model)
     cov = expert_coverage(

@@ -260,18 +260,18 @@ class Selection:
 
     def _stats(self) -> Dict[str, Any]:
         pool = self.pool
-        present = pool.counts > 0
-        counts = self.type_counts() > 0
-        if pool.excluded_types is not None:  # a chat template's own types count for nothing
-            present = present.copy()
-            present[pool.excluded_types[pool.excluded_types < len(present)]] = False
-            counts = counts.copy()
-            counts[pool.excluded_types[pool.excluded_types < len(counts)]] = False
-        types_available = int(present.sum())
+        excluded = pool.excluded_types  # a chat template's own types count for nothing
+
+        def counted(present: np.ndarray) -> int:
+            if excluded is not None:
+                present[excluded[excluded < len(present)]] = False
+            return int(present.sum())
+
+        types_available = counted(pool.counts > 0)
         fed = self.fed_type_rows()
         tokens_fed = int(sum(len(r) for r in fed))
         room = self.rows * pool.capacity
-        covered = int(counts.sum())
+        covered = counted(self.type_counts() > 0)
         sel = frequency_summary(self.type_counts())
         poolf = frequency_summary(pool.counts)
         out: Dict[str, Any] = {
