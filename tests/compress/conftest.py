@@ -110,3 +110,14 @@ def make_model():
 def doc_texts():
     """A few dozen English paragraphs (Python documentation)."""
     return corpus_texts(40)
+
+
+@pytest.fixture()
+def calib_file(tmp_path, doc_texts):
+    """Six documents in a Parquet file with a ``text`` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "calib.parquet"
+    pq.write_table(pa.table({"text": doc_texts[:6]}), p)
+    return p

@@ -2,81 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import zipcal
-from zipcal.compress.commands import register
 from zipcal.errors import InvalidArgumentError
 from zipcal.moe import ExpertCoverage, cover_experts, expert_coverage, find_routers
 
 torch = pytest.importorskip("torch")
 
-VOCAB = 320
-
-
-def moe_model(kind: str, vocab_size: int = VOCAB, experts: int = 4, seed: int = 0):
-    """A 2-layer top-2 MoE model (hidden 32) of ``kind``: mixtral | qwen2_moe | qwen3_moe."""
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    common = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_experts_per_tok=2,
-        max_position_embeddings=256,
-        eos_token_id=0,
-        pad_token_id=1,
-        bos_token_id=None,
-    )
-    if kind == "mixtral":
-        model = tf.MixtralForCausalLM(tf.MixtralConfig(num_local_experts=experts, **common))
-    elif kind == "qwen2_moe":
-        cfg = tf.Qwen2MoeConfig(
-            num_experts=experts, moe_intermediate_size=32, shared_expert_intermediate_size=64, **common
-        )
-        model = tf.Qwen2MoeForCausalLM(cfg)
-    elif kind == "qwen3_moe":
-        cfg = tf.Qwen3MoeConfig(num_experts=experts, moe_intermediate_size=32, norm_topk_prob=True, **common)
-        model = tf.Qwen3MoeForCausalLM(cfg)
-    else:  # pragma: no cover
-        raise ValueError(kind)
-    return model.eval()
-
-
-def kill_expert(model, layer: int, dead: int) -> None:
-    """Make expert ``dead`` of ``layer`` unreachable under top-2 routing whatever the input:
-    its router row is zero (logit 0) and the other rows come in +/- pairs, so each pair
-    has a logit >= 0 and two pairs give two logits above the dead one's."""
-    w = model.model.layers[layer].mlp.gate.weight
-    with torch.no_grad():
-        n = w.shape[0]
-        for a in range(0, n - 1, 2):
-            if dead in (a, a + 1):
-                continue
-            w[a + 1] = -w[a]
-        w[dead] = 0.0
-    assert sum(1 for a in range(0, n - 1, 2) if dead not in (a, a + 1)) >= 2
-
-
-def padded_batch(seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(2, VOCAB, (5, 24), generator=g)
-    lengths = [24, 17, 9, 24, 3]
-    mask = torch.zeros_like(ids)
-    for i, n in enumerate(lengths):
-        mask[i, :n] = 1
-    ids[mask == 0] = 1
-    return {"input_ids": ids, "attention_mask": mask}, lengths
+from support.moe import VOCAB, kill_expert, moe_model, padded_batch, run_cli, save_model  # noqa: E402
 
 
 def reference_counts(model, batch, k: int = 2) -> np.ndarray:
@@ -225,32 +162,11 @@ def test_dense_model_is_refused(make_model):
 # ------------------------------------------------------------------ CLI
 
 
-def _run(argv):
-    parser = argparse.ArgumentParser(prog="zipcal")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-@pytest.fixture()
-def calib_file(tmp_path, doc_texts):
-    p = tmp_path / "calib.parquet"
-    pq.write_table(pa.table({"text": doc_texts[:6]}), p)
-    return p
-
-
-def _save(model, tokenizer, path):
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def test_cli_exit_status_and_json(tmp_path, tiny_tokenizer, calib_file, capsys):
     vocab = len(tiny_tokenizer)
-    healthy = _save(moe_model("qwen2_moe", vocab, experts=4), tiny_tokenizer, tmp_path / "ok")
+    healthy = save_model(moe_model("qwen2_moe", vocab, experts=4), tiny_tokenizer, tmp_path / "ok")
     argv = ["experts", str(healthy), "--calib", str(calib_file), "--seq-len", "48", "--device", "cpu", "-q"]
-    assert _run(argv + ["--json", "--min-tokens", "5"]) == 0
+    assert run_cli(argv + ["--json", "--min-tokens", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["unreached"] == [] and report["min_tokens"] == 5 and report["top_k"] == 2
     assert [sum(r) for r in report["counts"]] == [report["tokens"] * 2] * 2
@@ -259,22 +175,22 @@ def test_cli_exit_status_and_json(tmp_path, tiny_tokenizer, calib_file, capsys):
     # when that is installed, and the test environment's copy lacks its tiktoken dependency)
     broken = moe_model("qwen3_moe", vocab, experts=6)
     kill_expert(broken, layer=0, dead=2)
-    broken_dir = _save(broken, tiny_tokenizer, tmp_path / "dead")
-    assert _run(["experts", str(broken_dir), "--calib", str(calib_file), "--seq-len", "48", "-q"]) == 1
+    broken_dir = save_model(broken, tiny_tokenizer, tmp_path / "dead")
+    assert run_cli(["experts", str(broken_dir), "--calib", str(calib_file), "--seq-len", "48", "-q"]) == 1
     out = capsys.readouterr().out
     assert "model.layers.0.mlp.gate: expert (tokens) 2 (0)" in out
     assert "MoE layers x 6 experts, top-2" in out
 
 
 def test_cli_user_errors(tmp_path, tiny_tokenizer, make_model, calib_file, capsys):
-    dense = _save(make_model("llama", vocab_size=len(tiny_tokenizer)), tiny_tokenizer, tmp_path / "dense")
-    assert _run(["experts", str(dense), "--calib", str(calib_file), "-q"]) == 2
+    dense = save_model(make_model("llama", vocab_size=len(tiny_tokenizer)), tiny_tokenizer, tmp_path / "dense")
+    assert run_cli(["experts", str(dense), "--calib", str(calib_file), "-q"]) == 2
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("zipcal experts")]
     assert len(err) == 1 and err[0].startswith("zipcal experts: error:") and "no MoE layers" in err[0]
-    moe = _save(moe_model("qwen2_moe", len(tiny_tokenizer)), tiny_tokenizer, tmp_path / "moe")
-    assert _run(["experts", str(moe), "--calib", str(tmp_path / "missing.parquet"), "-q"]) == 2
+    moe = save_model(moe_model("qwen2_moe", len(tiny_tokenizer)), tiny_tokenizer, tmp_path / "moe")
+    assert run_cli(["experts", str(moe), "--calib", str(tmp_path / "missing.parquet"), "-q"]) == 2
     assert "calibration file not found" in capsys.readouterr().err
-    assert _run(["experts", str(moe), "--calib", str(calib_file), "--min-tokens", "0", "-q"]) == 2
+    assert run_cli(["experts", str(moe), "--calib", str(calib_file), "--min-tokens", "0", "-q"]) == 2
     assert "min_tokens must be a positive integer" in capsys.readouterr().err
 
 

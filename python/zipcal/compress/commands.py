@@ -55,7 +55,7 @@ def _setup_torch(args: argparse.Namespace) -> None:
 def _compress(args: argparse.Namespace) -> int:
     from zipcal.compress.calib import check_tokenizer_fits
     from zipcal.compress.checkpoints import check_output_dir, save_compressed
-    from zipcal.compress.pipeline import format_sparsity_report, prune, quantize
+    from zipcal.compress.pipeline import format_gaps, format_sparsity_report, prune, quantize
     from zipcal.models import load_model
 
     _setup_torch(args)
@@ -115,6 +115,8 @@ def _compress(args: argparse.Namespace) -> int:
                 f"{method} {meta['bits']}-bit group {meta['group_size']}: {len(mse)} linear layers, "
                 f"mean weight MSE {sum(mse) / max(len(mse), 1):.3e}"
             )
+            for line in format_gaps(meta):
+                print(line)
             print(f"saved to {args.output}")
     return EXIT_OK
 

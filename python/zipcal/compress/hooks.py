@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .experts import token_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,18 @@ def is_transposed(module: nn.Module) -> bool:
     return conv is not None and isinstance(module, conv)
 
 
+def is_router(name: str) -> bool:
+    """MoE routers and gates (``mlp.gate``, ``shared_expert_gate``, ``router``): a few
+    weights that decide where tokens go, not projections (``gate_proj`` is one)."""
+    last = name.rpartition(".")[2]
+    return last in ("gate", "router") or last.endswith("_gate")
+
+
 def find_linears(layer: nn.Module) -> Dict[str, nn.Module]:
-    """All ``nn.Linear`` / ``Conv1D`` submodules of a decoder layer, by name."""
-    return {name: m for name, m in layer.named_modules() if name and is_linear(m)}
+    """The ``nn.Linear`` / ``Conv1D`` submodules of a decoder layer that compression
+    applies to, by name: all but MoE routers and gates (:func:`is_router`), which
+    stay as they are (llm-compressor's recipes leave them out as well)."""
+    return {name: m for name, m in layer.named_modules() if name and is_linear(m) and not is_router(name)}
 
 
 def weight_of(module: nn.Module) -> torch.Tensor:
@@ -306,8 +316,12 @@ class InputStats:
                 raise RuntimeError(f"{name}: shared-input pattern changed between calibration batches")
             x = raw.detach()
             mask = self.token_mask
+            rows = token_rows(module)
             if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
                 x = x[mask.to(x.device)]
+            elif mask is not None and rows is not None and x.dim() == 2 and rows[1] == mask.numel():
+                # a routed expert: its rows are some of the batch's flattened tokens
+                x = x[mask.reshape(-1).to(x.device)[rows[0]]]
             else:
                 x = x.reshape(-1, x.shape[-1])
             self.state[name], self.count[name] = self.accumulate(self.state[name], self.count[name], x)

@@ -6,6 +6,13 @@ input statistics of its linear modules over the calibration batches, the
 weights are compressed with the kernels of :mod:`zipcal.compress.kernels`,
 and the compressed layer is re-run to produce the next layer's inputs.
 Only one decoder layer is on the compute device at a time.
+
+Routed experts stored as 3-D tensors (transformers 5 MoE models) are compressed
+as one pair of linear layers per expert, each with the statistics of the tokens
+routed to it (:mod:`zipcal.compress.experts`). A linear layer that no real
+calibration token reaches (an expert the router never picks) has no statistics:
+it is compressed without them (magnitude pruning, round-to-nearest) and listed
+in the report under ``"uncalibrated"``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from . import kernels as K
 from .calib import CalibrationError, check_vocab, load_calibration
+from .experts import uncovered_expert_params, unfused_experts
 from .hooks import (
     InputStats,
     LayerBatch,
@@ -85,17 +93,20 @@ def _sequential(
         layer = layers[idx]
         home = module_device(layer)
         layer.to(device)
-        linears = find_linears(layer)
-        with InputStats(linears, acc) as st:
-            for b in batches:
-                st.token_mask = b.token_mask
-                run_layer(layer, b)
-        layer_stats = {name: fin(state, count) for name, state, count in st.items() if state is not None}
-        del st
-        on_layer(idx, f"{layers_path}.{idx}", layer, linears, layer_stats)
-        if propagate and idx + 1 < len(layers):
-            for b in batches:
-                b.hidden = run_layer(layer, b)
+        with unfused_experts(layer):
+            linears = find_linears(layer)
+            with InputStats(linears, acc) as st:
+                for b in batches:
+                    st.token_mask = b.token_mask
+                    run_layer(layer, b)
+            layer_stats = {
+                name: fin(state, count) for name, state, count in st.items() if state is not None and count > 0
+            }
+            del st
+            on_layer(idx, f"{layers_path}.{idx}", layer, linears, layer_stats)
+            if propagate and idx + 1 < len(layers):
+                for b in batches:
+                    b.hidden = run_layer(layer, b)
         layer.to(home)
         del layer_stats
         if device.type == "cuda":
@@ -109,8 +120,39 @@ def _each_layer(model: nn.Module, device: torch.device, on_layer, progress: bool
         layer = layers[idx]
         home = module_device(layer)
         layer.to(device)
-        on_layer(idx, f"{layers_path}.{idx}", layer, find_linears(layer), {})
+        with unfused_experts(layer):
+            on_layer(idx, f"{layers_path}.{idx}", layer, find_linears(layer), {})
         layer.to(home)
+
+
+def _uncovered(model: nn.Module) -> Dict[str, int]:
+    """3-D weights of the decoder layers that no kernel can reach (custom MoE code),
+    by dotted name; warned about, and listed in the report."""
+    layers_path, layers = find_decoder_layers(model)
+    out = {
+        f"{layers_path}.{i}.{name}": n
+        for i, layer in enumerate(layers)
+        for name, n in uncovered_expert_params(layer).items()
+    }
+    if out:
+        log.warning(
+            "%d parameters in %d tensors of 3 or more dimensions (custom expert code?) are left as they are: %s",
+            sum(out.values()),
+            len(out),
+            ", ".join(list(out)[:3]) + (", ..." if len(out) > 3 else ""),
+        )
+    return out
+
+
+def _warn_uncalibrated(names: List[str], fallback: str) -> None:
+    if names:
+        log.warning(
+            "%d linear layers (e.g. %s) got no real calibration token (experts the router never picked): "
+            "compressed with %s instead; `zipcal experts` shows which experts the calibration reaches",
+            len(names),
+            names[0],
+            fallback,
+        )
 
 
 def _zero_fraction(module: nn.Module) -> float:
@@ -203,6 +245,8 @@ def prune(
         targets = owl_info["sparsities"]
 
     report_layers: List[Dict[str, Any]] = []
+    uncalibrated: List[str] = []
+    uncovered = _uncovered(model)
 
     def on_layer(idx, prefix, layer, linears, stats):
         target = targets[idx]
@@ -210,7 +254,9 @@ def prune(
         zeros = total = 0
         for name, mod in linears.items():
             w = get_weight(mod)
-            if method == "magnitude":
+            if method == "magnitude" or name not in stats:
+                if method != "magnitude":
+                    uncalibrated.append(f"{prefix}.{name}")
                 new, _ = K.prune_magnitude(w, target, structure)
             elif method == "wanda":
                 new, _ = K.prune_wanda(w, stats[name], target, structure)
@@ -252,7 +298,10 @@ def prune(
         "pruned_params": zeros,
         "total_params": total,
         "layers": report_layers,
+        "uncalibrated": uncalibrated,
+        "uncompressed": uncovered,
     }
+    _warn_uncalibrated(uncalibrated, "magnitude pruning")
     if data is not None:
         report["calibration"] = {
             "sequences": int(data["input_ids"].shape[0]),
@@ -273,7 +322,28 @@ def format_sparsity_report(report: Dict[str, Any]) -> str:
         f"total  sparsity {report['overall_sparsity']:.4f}  "
         f"({report['pruned_params']}/{report['total_params']} weights zero)"
     )
-    return "\n".join(lines)
+    return "\n".join(lines + format_gaps(report))
+
+
+def format_gaps(report: Dict[str, Any]) -> List[str]:
+    """Lines naming the layers compressed without statistics and the weights left as
+    they are (empty when there are none)."""
+    out = []
+    unc = report.get("uncalibrated") or []
+    if unc:
+        out.append(
+            f"{len(unc)} linear layers got no real calibration token, compressed without statistics: "
+            + ", ".join(unc[:4])
+            + (", ..." if len(unc) > 4 else "")
+        )
+    left = report.get("uncompressed") or {}
+    if left:
+        out.append(
+            f"{sum(left.values())} weights in {len(left)} tensors left uncompressed: "
+            + ", ".join(list(left)[:4])
+            + (", ..." if len(left) > 4 else "")
+        )
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -326,12 +396,17 @@ def quantize(
     dev = resolve_device(device)
     model.eval()
     per_layer: Dict[str, Dict[str, Any]] = {}
+    uncalibrated: List[str] = []
+    uncovered = _uncovered(model)
 
     def on_layer(idx, prefix, layer, linears, stats):
         for name, mod in linears.items():
             w = get_weight(mod)
             info: Dict[str, Any] = {"shape": list(w.shape)}
-            if method == "rtn":
+            if method == "rtn" or name not in stats:
+                if method != "rtn":
+                    uncalibrated.append(f"{prefix}.{name}")
+                    info["uncalibrated"] = True
                 q, scales, _, _ = K.quantize_rtn(w, bits, group_size, symmetric)
             else:
                 q, scales, _, _, loss = K.quantize_gptq(
@@ -361,7 +436,10 @@ def quantize(
         "symmetric": bool(symmetric),
         "grid": "w = scale * (q - zero), q integer in [0, 2**bits - 1]",
         "layers": per_layer,
+        "uncalibrated": uncalibrated,
+        "uncompressed": uncovered,
     }
+    _warn_uncalibrated(uncalibrated, "round-to-nearest")
     if method == "gptq":
         meta["blocksize"] = blocksize
         meta["percdamp"] = percdamp
