@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, 
 import numpy as np
 
 from .errors import InputError, SourceNotFoundError, ZipcalError
+from .files import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .selection import Selection
 
 MANIFEST_VERSION = 1
 SUFFIX = ".manifest.json"
-CHUNK_BYTES = 1 << 20
 # The columns of a selection that its canonical hash covers, in this order.
 ROW_FIELDS = ("source", "source_row", "window", "tokens", "text")
 DEFAULT_CORPUS = "<default corpus>"
@@ -45,15 +45,6 @@ def manifest_path(output: Union[str, "os.PathLike[str]"]) -> str:
 
 
 # ---------------------------------------------------------------- hashing
-
-
-def sha256_file(path: Union[str, "os.PathLike[str]"]) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def rows_sha256(rows: Iterable[Sequence[Any]]) -> str:

@@ -216,6 +216,7 @@ def _write_json(path: Path, obj: Any) -> None:
 # the sdist
 # --------------------------------------------------------------------------
 def _sha256(path: Path) -> str:
+    # not zipcal.files.sha256_file: this file runs standalone, before zipcal is built
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
