@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -10,25 +9,12 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from zipcal.compress.commands import register
-
-
-def _run(argv):
-    parser = argparse.ArgumentParser(prog="zipcal")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+from support.compress_cli import run_cli, save_model
 
 
 @pytest.fixture()
 def model_dir(tmp_path, make_model, tiny_tokenizer):
-    d = tmp_path / "tiny-llama"
-    model = make_model("llama", vocab_size=len(tiny_tokenizer))
-    model.save_pretrained(d)
-    tiny_tokenizer.save_pretrained(d)
-    return d
+    return save_model(make_model("llama", vocab_size=len(tiny_tokenizer)), tiny_tokenizer, tmp_path / "tiny-llama")
 
 
 @pytest.fixture()
@@ -81,7 +67,7 @@ def test_cli_module_imports_without_torch():
 )
 def test_compress_then_eval(argv, meta_name, model_dir, calib_file, eval_file, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = _run(
+    rc = run_cli(
         [
             "compress",
             str(model_dir),
@@ -106,7 +92,7 @@ def test_compress_then_eval(argv, meta_name, model_dir, calib_file, eval_file, t
     if meta_name == "zipcal_pruning.json":
         assert "total  sparsity 0.5" in printed
         assert meta["calibration"]["sequences"] == 8 and meta["calibration"]["seq_len"] == 64
-    rc = _run(["eval", str(out), "--ppl", str(eval_file), "--seq-len", "32", "--json", "--quiet"])
+    rc = run_cli(["eval", str(out), "--ppl", str(eval_file), "--seq-len", "32", "--json", "--quiet"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["perplexity"]["ppl"] > 1 and res["perplexity"]["windows"] > 0
@@ -115,15 +101,15 @@ def test_compress_then_eval(argv, meta_name, model_dir, calib_file, eval_file, t
 def test_overwrite_and_errors(model_dir, calib_file, eval_file, tmp_path, capsys, make_model):
     out = tmp_path / "out"
     base = ["compress", str(model_dir), "--method", "magnitude", "-o", str(out), "-q"]
-    assert _run(base) == 0
-    assert _run(base) == 2
+    assert run_cli(base) == 0
+    assert run_cli(base) == 2
     assert "not empty" in capsys.readouterr().err
-    assert _run(base + ["--overwrite"]) == 0
+    assert run_cli(base + ["--overwrite"]) == 0
     # calibration-based method without --calib
-    assert _run(["compress", str(model_dir), "--method", "wanda", "-o", str(tmp_path / "o2")]) == 2
+    assert run_cli(["compress", str(model_dir), "--method", "wanda", "-o", str(tmp_path / "o2")]) == 2
     assert "--calib" in capsys.readouterr().err
     # a hub name that the cache lacks, offline (as every test runs): one line, exit 2
-    assert _run(["compress", "someorg/some-model", "--method", "rtn", "-o", str(tmp_path / "o3")]) == 2
+    assert run_cli(["compress", "someorg/some-model", "--method", "rtn", "-o", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "someorg/some-model: not in the Hugging Face cache" in err[0]
     # tokenizer larger than the model's embedding
@@ -133,7 +119,7 @@ def test_overwrite_and_errors(model_dir, calib_file, eval_file, tmp_path, capsys
 
     for f in model_dir.glob("tokenizer*"):
         shutil.copy(f, small / f.name)
-    assert _run(["eval", str(small), "--ppl", str(eval_file), "--seq-len", "32"]) == 2
+    assert run_cli(["eval", str(small), "--ppl", str(eval_file), "--seq-len", "32"]) == 2
     err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("zipcal eval")]
     assert len(err) == 1 and "tokenizer" in err[0] and "embedding" in err[0]
     assert not list(tmp_path.glob(".out.tmp-*"))
@@ -142,5 +128,5 @@ def test_overwrite_and_errors(model_dir, calib_file, eval_file, tmp_path, capsys
 def test_eval_multiple_choice(model_dir, tmp_path, capsys):
     tasks = tmp_path / "t.jsonl"
     tasks.write_text(json.dumps({"context": "Open the", "choices": ["file", "door"], "label": 0}) + "\n")
-    assert _run(["eval", str(model_dir), "--tasks", str(tasks)]) == 0
+    assert run_cli(["eval", str(model_dir), "--tasks", str(tasks)]) == 0
     assert "acc" in capsys.readouterr().out

@@ -12,7 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 tf = pytest.importorskip("transformers")
 
-from support.moe import kill_expert, moe_model, padded_batch, run_cli, save_model  # noqa: E402
+from support.compress_cli import run_cli, save_model  # noqa: E402
+from support.moe import kill_expert, moe_model, padded_batch  # noqa: E402
 from transformers.integrations.moe import batched_mm_experts_forward, use_experts_implementation  # noqa: E402
 
 from zipcal.compress import kernels as K  # noqa: E402

@@ -13,7 +13,8 @@ from zipcal.moe import ExpertCoverage, cover_experts, expert_coverage, find_rout
 
 torch = pytest.importorskip("torch")
 
-from support.moe import VOCAB, kill_expert, moe_model, padded_batch, run_cli, save_model  # noqa: E402
+from support.compress_cli import run_cli, save_model  # noqa: E402
+from support.moe import VOCAB, kill_expert, moe_model, padded_batch  # noqa: E402
 
 
 def reference_counts(model, batch, k: int = 2) -> np.ndarray:

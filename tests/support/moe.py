@@ -3,8 +3,6 @@ the MoE tests."""
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 VOCAB = 320
@@ -67,20 +65,3 @@ def padded_batch(seed: int = 1):
         mask[i, :n] = 1
     ids[mask == 0] = 1
     return {"input_ids": ids, "attention_mask": mask}, lengths
-
-
-def run_cli(argv):
-    """Exit status of a ``zipcal`` compression command (compress, eval, experts)."""
-    from zipcal.compress.commands import register
-
-    parser = argparse.ArgumentParser(prog="zipcal")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def save_model(model, tokenizer, path):
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
