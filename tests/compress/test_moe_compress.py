@@ -19,6 +19,7 @@ from transformers.integrations.moe import batched_mm_experts_forward, use_expert
 from zipcal.compress import kernels as K  # noqa: E402
 from zipcal.compress import prune, quantize, save_compressed  # noqa: E402
 from zipcal.compress.experts import ExpertLinears, is_fused_experts, unfused_experts  # noqa: E402
+from zipcal.errors import InvalidArgumentError  # noqa: E402
 
 KINDS = ["mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss"]
 
@@ -55,8 +56,9 @@ def experts_of(model):
     return [m for m in model.modules() if is_fused_experts(m)]
 
 
+@pytest.mark.parametrize("all_tokens", [False, True])
 @pytest.mark.parametrize("kind", KINDS)
-def test_unfused_forward_is_the_fused_one(kind):
+def test_unfused_forward_is_the_fused_one(kind, all_tokens):
     model = model_of(kind)
     batch, _ = padded_batch()
     assert len(experts_of(model)) == 2
@@ -64,7 +66,7 @@ def test_unfused_forward_is_the_fused_one(kind):
         ref = model(**batch, use_cache=False).logits
         with contextlib.ExitStack() as stack:
             for layer in model.model.layers:
-                assert stack.enter_context(unfused_experts(layer)) == ["mlp.experts"]
+                assert stack.enter_context(unfused_experts(layer, all_tokens)) == ["mlp.experts"]
             assert isinstance(model.model.layers[0].mlp.experts, ExpertLinears)
             got = model(**batch, use_cache=False).logits
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-4)
@@ -107,9 +109,10 @@ def test_ungated_transposed_layout_matches_transformers_reference():
     assert names == [f"experts.{e}.{p}" for e in range(3) for p in ("up_proj", "down_proj")]
 
 
-def routed_inputs(model, batch):
-    """Per expert of layer 0, the experts module's input rows routed to it that are
-    real tokens, from a forward of the unmodified model."""
+def routed_inputs(model, batch, everything: bool = False):
+    """Per expert of layer 0, the experts module's input rows routed to it (with
+    ``everything``, all rows) that are real tokens, and the number of padding rows
+    routed to it, from a forward of the unmodified model."""
     seen = {}
     experts = model.model.layers[0].mlp.experts
 
@@ -123,7 +126,7 @@ def routed_inputs(model, batch):
     real = batch["attention_mask"].reshape(-1).bool()
     out = []
     for e in range(experts.down_proj.shape[0]):
-        routed = (seen["idx"] == e).any(-1)
+        routed = (seen["idx"] == e).any(-1) | everything
         out.append((seen["x"][routed & real], int((routed & ~real).sum())))
     return out
 
@@ -242,3 +245,25 @@ def test_cli_names_the_experts_compressed_without_statistics(tmp_path, tiny_toke
     assert float((pruned.model.layers[1].mlp.experts.down_proj == 0).float().mean()) == pytest.approx(0.5)
     assert run_cli(common + ["--method", "gptq", "--group-size", "16", "-o", str(tmp_path / "q")]) == 0
     assert "2 linear layers got no real calibration token" in capsys.readouterr().out
+    assert run_cli(common + ["--method", "sparsegpt", "--experts", "all", "-o", str(tmp_path / "a")]) == 0
+    assert "no real calibration token" not in capsys.readouterr().out
+
+
+def test_all_tokens_mode_calibrates_every_expert_on_every_real_token():
+    model = moe_model("mixtral", experts=5)
+    kill_expert(model, layer=0, dead=4)
+    batch, _ = padded_batch()
+    everyone = routed_inputs(model, batch, everything=True)
+    assert routed_inputs(model, batch)[4][0].shape[0] == 0  # the router never picks it
+    before = expert_weights(model)
+    report = prune(model, batch, method="wanda", sparsity=0.5, device="cpu", progress=False, experts="all")
+    assert report["uncalibrated"] == [] and report["experts"] == "all"
+    after = expert_weights(model)
+    for e, (x, _) in enumerate(everyone):
+        want, _ = K.prune_wanda(before[e].float(), x.float().pow(2).mean(0), 0.5, None)
+        assert torch.equal(after[e].float(), want), f"expert {e}"
+
+
+def test_experts_mode_is_checked():
+    with pytest.raises(InvalidArgumentError, match="experts must be one of routed, all"):
+        prune(moe_model("mixtral"), padded_batch()[0], method="wanda", device="cpu", experts="some")

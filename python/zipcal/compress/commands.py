@@ -75,6 +75,7 @@ def _compress(args: argparse.Namespace) -> int:
         blocksize=args.blocksize,
         percdamp=args.damp,
         progress=not args.quiet,
+        experts=args.experts,
     )
     if method in PRUNE:
         report = prune(
@@ -213,6 +214,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     r.add_argument("--blocksize", type=int, default=128, help="SparseGPT/GPTQ column block (default 128)")
     r.add_argument("--damp", type=float, default=0.01, help="Hessian dampening, fraction of mean diagonal")
     r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
+    r.add_argument(
+        "--experts",
+        choices=("routed", "all"),
+        default="routed",
+        help="MoE models: statistics of each expert from the tokens routed to it (default) or from every token",
+    )
     r.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     r.add_argument("--json", action="store_true", help="print the full report as JSON")

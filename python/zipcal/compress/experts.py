@@ -76,12 +76,17 @@ class Expert(nn.Module):
 
 class ExpertLinears(nn.ModuleList):
     """Stands in for a fused experts module: child ``i`` is expert ``i``'s linear
-    layers; the forward is the fused module's, one expert at a time."""
+    layers; the forward is the fused module's, one expert at a time.
 
-    def __init__(self, fused: Any) -> None:
+    With ``all_tokens``, every expert also runs every token, so that its statistics
+    cover all of them (llm-compressor's ``moe_calibrate_all_experts``); the output
+    still sums only the routed experts' contributions."""
+
+    def __init__(self, fused: Any, all_tokens: bool = False) -> None:
         super().__init__([Expert(fused, e) for e in range(int(fused.down_proj.shape[0]))])
         # not a child: its parameters are the ones the experts' views point into
         object.__setattr__(self, "fused", fused)
+        self.all_tokens = bool(all_tokens)
         # for the statistics hooks: the flattened token index of each row an expert
         # receives, and the number of tokens of the call
         self.rows: Dict[int, Tuple[torch.Tensor, int]] = {}
@@ -92,15 +97,18 @@ class ExpertLinears(nn.ModuleList):
         n = hidden_states.shape[0]
         out = torch.zeros_like(hidden_states)
         expert: Any
+        everyone = torch.arange(n, device=hidden_states.device)
         for e, expert in enumerate(self):
             tok, pos = torch.where(top_k_index == e)
-            if tok.numel() == 0:
+            if tok.numel() == 0 and not self.all_tokens:
                 continue
             up, down = expert.up(), expert.down_proj
-            self.rows[id(up)] = self.rows[id(down)] = (tok, n)
-            h = up(hidden_states[tok])
+            self.rows[id(up)] = self.rows[id(down)] = (everyone, n) if self.all_tokens else (tok, n)
+            h = up(hidden_states if self.all_tokens else hidden_states[tok])
             h = fused._apply_gate(h) if fused.has_gate else fused.act_fn(h)
             h = down(h)
+            if self.all_tokens:
+                h = h[tok]
             if getattr(fused, "has_post_expert_norm", False):
                 h = fused.post_expert_norm(h)
             h = h * top_k_weights[tok, pos, None]
@@ -132,7 +140,7 @@ def token_rows(module: nn.Module) -> Optional[Tuple[torch.Tensor, int]]:
 
 
 @contextlib.contextmanager
-def unfused_experts(layer: nn.Module) -> Iterator[List[str]]:
+def unfused_experts(layer: nn.Module, all_tokens: bool = False) -> Iterator[List[str]]:
     """Within the block, every fused experts module of ``layer`` is replaced by an
     :class:`ExpertLinears` (yields their dotted names); restored on exit."""
     swapped: List[Tuple[nn.Module, str, nn.Module]] = []
@@ -142,7 +150,7 @@ def unfused_experts(layer: nn.Module) -> Iterator[List[str]]:
             if name and is_fused_experts(mod):
                 parent_name, _, child = name.rpartition(".")
                 parent = layer.get_submodule(parent_name) if parent_name else layer
-                unfused = ExpertLinears(mod)
+                unfused = ExpertLinears(mod, all_tokens)
                 expert: Any
                 for expert in unfused:
                     for lin in (expert.up(), expert.down_proj):

@@ -74,8 +74,12 @@ def _sequential(
     progress: bool,
     desc: str,
     propagate: bool = True,
+    experts: str = "routed",
 ) -> None:
-    """Drive ``on_layer(index, prefix, layer, linears, stats)`` over the decoder layers."""
+    """Drive ``on_layer(index, prefix, layer, linears, stats)`` over the decoder layers.
+
+    ``experts``: ``"routed"`` (each routed expert's statistics are those of the tokens
+    routed to it) or ``"all"`` (every expert's statistics cover every token)."""
     layers_path, layers = find_decoder_layers(model)
     batches: List[LayerBatch] = capture_layer_inputs(
         model, layers_path, layers, data["input_ids"], data["attention_mask"], device, batch_size
@@ -93,7 +97,7 @@ def _sequential(
         layer = layers[idx]
         home = module_device(layer)
         layer.to(device)
-        with unfused_experts(layer):
+        with unfused_experts(layer, all_tokens=experts == "all"):
             linears = find_linears(layer)
             with InputStats(linears, acc) as st:
                 for b in batches:
@@ -144,6 +148,14 @@ def _uncovered(model: nn.Module) -> Dict[str, int]:
     return out
 
 
+EXPERT_MODES = ("routed", "all")
+
+
+def _check_experts(experts: str) -> None:
+    if experts not in EXPERT_MODES:
+        raise InvalidArgumentError(f"experts must be one of {', '.join(EXPERT_MODES)}, got {experts!r}")
+
+
 def _warn_uncalibrated(names: List[str], fallback: str) -> None:
     if names:
         log.warning(
@@ -172,6 +184,7 @@ def owl_sparsities(
     device: Any = "auto",
     batch_size: int = 8,
     progress: bool = True,
+    experts: str = "routed",
 ) -> Dict[str, List[float]]:
     """OWL: dense pass computing each layer's outlier ratio of Wanda scores, then
     the per-layer sparsities (mean equal to ``sparsity``)."""
@@ -182,7 +195,7 @@ def owl_sparsities(
         scores = [K.wanda_scores(get_weight(mod), stats[name]) for name, mod in linears.items() if name in stats]
         ratios.append(K.outlier_ratio(scores, m) if scores else 0.0)
 
-    _sequential(model, data, dev, batch_size, "norms", on_layer, progress, "owl: outlier ratios")
+    _sequential(model, data, dev, batch_size, "norms", on_layer, progress, "owl: outlier ratios", experts=experts)
     return {"ratios": ratios, "sparsities": K.owl_layer_sparsities(ratios, sparsity, lam)}
 
 
@@ -205,6 +218,7 @@ def prune(
     blocksize: int = 128,
     percdamp: float = 0.01,
     progress: bool = True,
+    experts: str = "routed",
 ) -> Dict[str, Any]:
     """Prune the linear layers of every decoder layer of ``model`` in place.
 
@@ -217,6 +231,10 @@ def prune(
     owl: use OWL non-uniform per-layer sparsity (outlier threshold ``owl_m``,
         spread ``owl_lambda``) on top of Wanda / SparseGPT.
     device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+    experts: MoE models: ``"routed"`` (default) computes each routed expert's
+        statistics from the tokens routed to it; ``"all"`` from every token
+        (llm-compressor's ``moe_calibrate_all_experts``), at the cost of running
+        every expert on every token. See ``docs/moe.md``.
 
     Returns a report: per-module and per-layer achieved sparsity and overall totals.
     """
@@ -230,6 +248,7 @@ def prune(
         raise InvalidArgumentError("OWL layer-wise sparsity applies to unstructured pruning only (drop --structure)")
     if owl and method == "magnitude":
         raise InvalidArgumentError("OWL needs activation statistics: use it with wanda or sparsegpt")
+    _check_experts(experts)
     dev = resolve_device(device)
     model.eval()
     _, layers = find_decoder_layers(model)
@@ -241,7 +260,7 @@ def prune(
         data = _prepare_calibration(model, calib, tokenizer, seq_len, n)
     if owl:
         assert data is not None  # OWL needs statistics: magnitude was refused above
-        owl_info = owl_sparsities(model, data, sparsity, owl_m, owl_lambda, dev, batch_size, progress)
+        owl_info = owl_sparsities(model, data, sparsity, owl_m, owl_lambda, dev, batch_size, progress, experts)
         targets = owl_info["sparsities"]
 
     report_layers: List[Dict[str, Any]] = []
@@ -285,7 +304,7 @@ def prune(
     else:
         stats = "norms" if method == "wanda" else "hessian"
         assert data is not None
-        _sequential(model, data, dev, batch_size, stats, on_layer, progress, desc)
+        _sequential(model, data, dev, batch_size, stats, on_layer, progress, desc, experts=experts)
 
     zeros = sum(r["zeros"] for r in report_layers)
     total = sum(r["params"] for r in report_layers)
@@ -300,6 +319,7 @@ def prune(
         "layers": report_layers,
         "uncalibrated": uncalibrated,
         "uncompressed": uncovered,
+        "experts": experts,
     }
     _warn_uncalibrated(uncalibrated, "magnitude pruning")
     if data is not None:
@@ -368,6 +388,7 @@ def quantize(
     blocksize: int = 128,
     percdamp: float = 0.01,
     progress: bool = True,
+    experts: str = "routed",
 ) -> Dict[str, Any]:
     """Fake-quantize the linear layers of every decoder layer in place (weights
     stay floating point but lie on the quantization grid).
@@ -380,6 +401,7 @@ def quantize(
     up front from the original weights: llm-compressor's default);
     ``static_groups=True`` with ``act_order="none"`` computes scales up front
     without reordering (llm-compressor ``actorder=None``). See ``docs/gptq.md``.
+    ``experts`` (MoE models): ``"routed"`` or ``"all"``, as for :func:`prune`.
 
     Returns the metadata written to ``zipcal_quantization.json`` by
     :func:`zipcal.compress.save_compressed`.
@@ -393,6 +415,7 @@ def quantize(
     actorder, static = K.resolve_actorder(act_order, static_groups)
     if method == "rtn" and actorder != "none":
         raise InvalidArgumentError("act_order applies to GPTQ only")
+    _check_experts(experts)
     dev = resolve_device(device)
     model.eval()
     per_layer: Dict[str, Dict[str, Any]] = {}
@@ -424,7 +447,7 @@ def quantize(
         _each_layer(model, dev, on_layer, progress, desc)
     else:
         data = _prepare_calibration(model, calib, tokenizer, seq_len, n)
-        _sequential(model, data, dev, batch_size, "hessian", on_layer, progress, desc)
+        _sequential(model, data, dev, batch_size, "hessian", on_layer, progress, desc, experts=experts)
 
     meta: Dict[str, Any] = {
         "format": "zipcal-fake-quant",
@@ -438,6 +461,7 @@ def quantize(
         "layers": per_layer,
         "uncalibrated": uncalibrated,
         "uncompressed": uncovered,
+        "experts": experts,
     }
     _warn_uncalibrated(uncalibrated, "round-to-nearest")
     if method == "gptq":
