@@ -113,7 +113,13 @@ def test_quick_grid_complete_and_finite(quick_runs):
     assert acc["n"] == 2 and acc["vs_random"]["n"] == 2 and 0 <= acc["mean"] <= 1
     assert data["summary"]["acc_metrics"] == list(cfg.mc_tasks) + ["average"]
     md = (quick_runs[0] / "report.md").read_text()
-    assert "| zipcal |" in md and "Reduced relative to the full grid" in md
+    assert "| zipcal |" in md and "Differs from the default grid" in md
+    wins = data["summary"]["wins"]
+    assert set(wins) == set(cfg.strategies) - {"random"}
+    # every perplexity and the accuracy average, per method, paired on both seeds
+    n_cells = len(cfg.methods) * (len(data["summary"]["metrics"]) + 1)
+    assert all(w["cells"] == n_cells and w["better"] + w["worse"] <= n_cells for w in wins.values())
+    assert f"| zipcal | {n_cells} | {wins['zipcal']['better']} (" in md
     assert "multiple-choice accuracy" in md and "| dense (uncompressed) |" in md
     assert all(t in md for t in cfg.mc_tasks)
     assert (quick_runs[0] / "quality_vs_time.png").stat().st_size > 1000
