@@ -134,6 +134,14 @@ def test_quick_grid_reproducible(quick_runs):
     assert a["cells"]["random|wanda-50|0"]["ppl"] != a["cells"]["random|wanda-50|1"]["ppl"]
 
 
+def test_report_only_uses_the_recorded_configuration(quick_runs):
+    out = quick_runs[1]
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    _run(["bench", "quality", "--report-only", "--out", str(out)])  # no other option
+    assert (out / "report.md").read_text() == before
+
+
 def test_quick_grid_resumes(quick_runs):
     out = quick_runs[0]
     data = json.loads((out / "results.json").read_text())

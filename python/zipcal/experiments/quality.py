@@ -467,6 +467,16 @@ def _commit(out: Path, data: Dict[str, Any], cfg: "QualityConfig") -> None:
     write_markdown(out / "report.md", data, cfg)
 
 
+def _with_recorded_config(cfg: "QualityConfig", stored: Path) -> "QualityConfig":
+    """``cfg`` with the configuration recorded in ``stored`` (strategies, methods,
+    seeds, settings, note), when that file exists; ``out`` stays ``cfg``'s."""
+    if not stored.is_file():
+        return cfg
+    recorded = json.loads(stored.read_text(encoding="utf-8")).get("config") or {}
+    names = {f.name for f in dataclasses.fields(QualityConfig)}
+    return dataclasses.replace(cfg, **{k: v for k, v in recorded.items() if k in names and k != "out"})
+
+
 def merge_results(cfg: "QualityConfig", paths: Sequence[str]) -> Dict[str, Any]:
     """Merge the cells of other runs' ``results.json`` (same settings; for example a
     GPU run of ``benches/gpu_grid.sh``) into ``cfg.out``; each cell keeps the hardware
@@ -474,10 +484,7 @@ def merge_results(cfg: "QualityConfig", paths: Sequence[str]) -> Dict[str, Any]:
     recorded configuration (strategies, methods, seeds, settings) is used."""
     out = Path(cfg.out or default_out())
     stored = out / "results.json"
-    if stored.is_file():
-        recorded = json.loads(stored.read_text(encoding="utf-8")).get("config") or {}
-        names = {f.name for f in dataclasses.fields(QualityConfig)}
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in recorded.items() if k in names and k != "out"})
+    cfg = _with_recorded_config(cfg, stored)
     data = _load_results(stored, cfg)
     for p in paths:
         other = json.loads(Path(p).read_text(encoding="utf-8"))
@@ -658,8 +665,9 @@ def run_quality(cfg: QualityConfig) -> Dict[str, Any]:
 # --------------------------------------------------------------------------
 def rebuild_report(cfg: QualityConfig) -> Dict[str, Any]:
     """Regenerate report.md and the plot from ``results.json`` alone (e.g. of a run
-    still in progress), without loading a model."""
+    still in progress), without loading a model, under the recorded configuration."""
     out = Path(cfg.out or default_out())
+    cfg = _with_recorded_config(cfg, out / "results.json")
     data = _load_results(out / "results.json", cfg)
     if "pool" not in data or "environment" not in data:
         raise ValueError(f"{out / 'results.json'} holds no completed setup yet")
@@ -796,7 +804,7 @@ def reductions(cfg: QualityConfig) -> List[str]:
     ):
         a, b = getattr(cfg, k), getattr(full, k)
         if a != b:
-            out.append(f"`{k}`: {a} (full grid: {b})")
+            out.append(f"`{k}`: {a} (default: {b})")
     return out
 
 
@@ -811,8 +819,9 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
         f"Evaluation: WikiText-2 test perplexity on the first {cfg.eval_tokens} tokens "
         f"({cfg.eval_seq_len}-token windows); held-out perplexity per pool source on {cfg.heldout_tokens} tokens"
         + (f"; zero-shot multiple-choice accuracy ({_mc_description(data)})." if data.get("mc") else "."),
-        f"Pool documents: {data['pool']['documents']}; skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
-        f"Environment: {data['environment']}.",
+        f"Pool documents: {dict(_ordered(data['pool']['documents']))}; "
+        f"skipped sources: {data['pool']['skipped_sources'] or 'none'}.",
+        f"Environment: {dict(_ordered(data['environment']))}.",
         "",
     ]
     red = reductions(cfg)
@@ -832,9 +841,11 @@ def write_markdown(path: Path, data: Dict[str, Any], cfg: QualityConfig) -> None
     if dense:
         lines += [
             "Dense (uncompressed) model: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in dense["ppl"].items())
+            + ", ".join(f"{k} {v:.2f}" for k, v in _ordered(dense["ppl"], ["wikitext2-test"]))
             + (
-                "; accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in dense["acc"].items()) if dense.get("acc") else ""
+                "; accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in _ordered(dense["acc"], [MC_AVERAGE]))
+                if dense.get("acc")
+                else ""
             ),
             "",
         ]
@@ -911,7 +922,16 @@ def _pct(v: Optional[float]) -> str:
 
 
 def _mc_description(data: Dict[str, Any]) -> str:
-    return ", ".join(f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in data["mc"].items())
+    return ", ".join(
+        f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in sorted(data["mc"].items())
+    )
+
+
+def _ordered(d: Dict[str, Any], first: Sequence[str] = ()) -> List[Tuple[str, Any]]:
+    """``d``'s items in an order that does not depend on how ``d`` was built (a report
+    rebuilt from results.json reads the same as the one written during the run):
+    ``first`` in its order, then the rest sorted."""
+    return [(k, d[k]) for k in first if k in d] + sorted((k, v) for k, v in d.items() if k not in first)
 
 
 def _accuracy_table(
