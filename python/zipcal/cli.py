@@ -435,6 +435,19 @@ def _plot_series(pool: Any, sel: Any) -> List[Tuple[str, Any]]:
     return series
 
 
+def _silence_hub_progress_bars() -> None:
+    """``-q``: no download or weight-loading bars from huggingface_hub and transformers
+    either (both read the variable when imported; the calls cover an earlier import)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    hub = sys.modules.get("huggingface_hub")
+    if hub is not None:
+        hub.utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tf_logging
+
+        tf_logging.disable_progress_bar()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     if "numpy" not in sys.modules:
         # OpenBLAS (numpy's BLAS) starts a thread per CPU at import, and each spins for
@@ -452,6 +465,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "quiet", False):
+        _silence_hub_progress_bars()
     try:
         return int(args.func(args) or 0)
     except ZipcalError as e:

@@ -130,3 +130,17 @@ def test_eval_multiple_choice(model_dir, tmp_path, capsys):
     tasks.write_text(json.dumps({"context": "Open the", "choices": ["file", "door"], "label": 0}) + "\n")
     assert run_cli(["eval", str(model_dir), "--tasks", str(tasks)]) == 0
     assert "acc" in capsys.readouterr().out
+
+
+def test_quiet_silences_weight_loading_bars(model_dir, calib_file, tmp_path):
+    """-q: nothing on stderr, the bars of transformers' weight loading included."""
+    argv = ["compress", str(model_dir), "--method", "wanda", "--calib", str(calib_file), "--seq-len", "32"]
+    argv += ["--device", "cpu", "-o", str(tmp_path / "out")]
+    loud = subprocess.run([sys.executable, "-m", "zipcal", *argv], capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    assert "Loading weights" in loud.stderr  # the bar this test is about exists
+    quiet = subprocess.run(
+        [sys.executable, "-m", "zipcal", *argv, "--overwrite", "-q"], capture_output=True, text=True, timeout=300
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.strip() == ""
