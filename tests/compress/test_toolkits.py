@@ -149,6 +149,19 @@ def test_tied_lm_head_needs_a_regex_ignore(tied_model_dir, tiny_tokenizer, sel):
     assert outcomes == {(): False, ("lm_head",): False, ("re:.*lm_head",): True}
 
 
+def test_w4a16_groups_must_divide_the_input_width(model_dir, tiny_tokenizer):
+    """docs/toolkits.md: llm-compressor 0.14's W4A16 preset (groups of 128) fails on a
+    model whose linear layers have an input width that 128 does not divide, as
+    SmolLM2-135M's 576; here the tiny Llama's 64."""
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+
+    model = _load(model_dir)
+    assert model.config.hidden_size % 128 != 0
+    recipe = QuantizationModifier(targets="Linear", scheme="W4A16", ignore=["re:.*lm_head"])
+    with pytest.raises(RuntimeError, match="128"):
+        oneshot(model=model, recipe=recipe, processor=tiny_tokenizer)
+
+
 def test_autoround_keeps_every_full_row(model_dir, tiny_tokenizer, sel):
     from auto_round import AutoRound
 
