@@ -14,12 +14,13 @@ arguments (one-line message), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import textwrap
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import __version__
 from .errors import ZipcalError
@@ -435,17 +436,29 @@ def _plot_series(pool: Any, sel: Any) -> List[Tuple[str, Any]]:
     return series
 
 
-def _silence_hub_progress_bars() -> None:
-    """``-q``: no download or weight-loading bars from huggingface_hub and transformers
-    either (both read the variable when imported; the calls cover an earlier import)."""
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    hub = sys.modules.get("huggingface_hub")
-    if hub is not None:
-        hub.utils.disable_progress_bars()
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as tf_logging
-
+@contextlib.contextmanager
+def _hub_progress_bars_off() -> Iterator[None]:
+    """``-q``: no download or weight-loading bars from huggingface_hub, nor from
+    transformers (which starts with the hub's setting), for the time of the command;
+    the setting is restored afterwards."""
+    try:
+        import huggingface_hub.utils as hub
+    except ImportError:  # pragma: no cover - no hub, no hub bars
+        yield
+        return
+    was_on = not hub.are_progress_bars_disabled()
+    hub.disable_progress_bars()
+    tf_logging = sys.modules.get("transformers.utils.logging")
+    if tf_logging is not None:
         tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hub.enable_progress_bars()
+            tf_logging = sys.modules.get("transformers.utils.logging")
+            if tf_logging is not None:
+                tf_logging.enable_progress_bar()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -465,10 +478,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if getattr(args, "quiet", False):
-        _silence_hub_progress_bars()
+    quiet = _hub_progress_bars_off() if getattr(args, "quiet", False) else contextlib.nullcontext()
     try:
-        return int(args.func(args) or 0)
+        with quiet:
+            return int(args.func(args) or 0)
     except ZipcalError as e:
         print(f"zipcal: error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -144,3 +145,18 @@ def test_quiet_silences_weight_loading_bars(model_dir, calib_file, tmp_path):
     )
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr.strip() == ""
+
+
+def test_quiet_restores_the_hub_setting_afterwards(model_dir, calib_file, tmp_path):
+    """In process (as a library caller of zipcal.cli.main): -q switches the bars off
+    for the command only."""
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as tf_logging
+
+    from zipcal.cli import main
+
+    assert not hub.are_progress_bars_disabled() and tf_logging.is_progress_bar_enabled()
+    argv = ["compress", str(model_dir), "--method", "magnitude", "--device", "cpu", "-o", str(tmp_path / "m"), "-q"]
+    assert main(argv) == 0
+    assert not hub.are_progress_bars_disabled() and tf_logging.is_progress_bar_enabled()
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
