@@ -13,8 +13,8 @@ gate+up) projection and one for the down projection, whose weights are views of 
 fused tensors (writing a compressed weight writes the fused parameter; nothing is
 copied) and whose forward runs only the tokens the router sends to that expert. The
 statistics of an expert are therefore those of its own routed tokens, padding
-excluded (:attr:`ExpertLinears.rows` tells the statistics hooks which flattened
-token each row is). The model is saved in its own format afterwards.
+excluded (:func:`token_rows` tells the statistics hooks which flattened token each
+row is). The model is saved in its own format afterwards.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 FLAGS = ("has_gate", "has_bias", "is_transposed")
+# attribute of an expert's linear layer while it runs: see token_rows
+_ROWS = "_zipcal_token_rows"
 
 
 def is_fused_experts(module: nn.Module) -> bool:
@@ -87,9 +89,6 @@ class ExpertLinears(nn.ModuleList):
         # not a child: its parameters are the ones the experts' views point into
         object.__setattr__(self, "fused", fused)
         self.all_tokens = bool(all_tokens)
-        # for the statistics hooks: the flattened token index of each row an expert
-        # receives, and the number of tokens of the call
-        self.rows: Dict[int, Tuple[torch.Tensor, int]] = {}
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         top_k_index, top_k_weights = _routing(args, kwargs)
@@ -97,23 +96,29 @@ class ExpertLinears(nn.ModuleList):
         n = hidden_states.shape[0]
         out = torch.zeros_like(hidden_states)
         expert: Any
-        everyone = torch.arange(n, device=hidden_states.device)
+        everyone = torch.arange(n, device=hidden_states.device) if self.all_tokens else None
         for e, expert in enumerate(self):
             tok, pos = torch.where(top_k_index == e)
-            if tok.numel() == 0 and not self.all_tokens:
+            if tok.numel() == 0 and everyone is None:
                 continue
             up, down = expert.up(), expert.down_proj
-            self.rows[id(up)] = self.rows[id(down)] = (everyone, n) if self.all_tokens else (tok, n)
-            h = up(hidden_states if self.all_tokens else hidden_states[tok])
-            h = fused._apply_gate(h) if fused.has_gate else fused.act_fn(h)
-            h = down(h)
-            if self.all_tokens:
+            rows = (tok if everyone is None else everyone, n)
+            # for the statistics hooks, during this call only
+            object.__setattr__(up, _ROWS, rows)
+            object.__setattr__(down, _ROWS, rows)
+            try:
+                h = up(hidden_states[tok] if everyone is None else hidden_states)
+                h = fused._apply_gate(h) if fused.has_gate else fused.act_fn(h)
+                h = down(h)
+            finally:
+                object.__setattr__(up, _ROWS, None)
+                object.__setattr__(down, _ROWS, None)
+            if everyone is not None:
                 h = h[tok]
             if getattr(fused, "has_post_expert_norm", False):
                 h = fused.post_expert_norm(h)
             h = h * top_k_weights[tok, pos, None]
             out.index_add_(0, tok, h.to(out.dtype))
-        self.rows.clear()
         return out
 
 
@@ -131,12 +136,9 @@ def _routing(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[torch.Tenso
 
 
 def token_rows(module: nn.Module) -> Optional[Tuple[torch.Tensor, int]]:
-    """For an expert's linear layer during a forward: (flattened token index of each
-    input row, number of tokens); ``None`` for any other module."""
-    owner: Any = getattr(module, "_zipcal_owner", None)
-    if owner is None:
-        return None
-    return owner.rows.get(id(module))
+    """For an expert's linear layer during its forward: (flattened token index of
+    each input row, number of tokens of the call); ``None`` for any other module."""
+    return getattr(module, _ROWS, None)
 
 
 @contextlib.contextmanager
@@ -150,12 +152,7 @@ def unfused_experts(layer: nn.Module, all_tokens: bool = False) -> Iterator[List
             if name and is_fused_experts(mod):
                 parent_name, _, child = name.rpartition(".")
                 parent = layer.get_submodule(parent_name) if parent_name else layer
-                unfused = ExpertLinears(mod, all_tokens)
-                expert: Any
-                for expert in unfused:
-                    for lin in (expert.up(), expert.down_proj):
-                        object.__setattr__(lin, "_zipcal_owner", unfused)
-                setattr(parent, child, unfused)
+                setattr(parent, child, ExpertLinears(mod, all_tokens))
                 swapped.append((parent, child, mod))
                 names.append(name)
         yield names
