@@ -143,9 +143,15 @@ def _uncovered(model: nn.Module) -> Dict[str, int]:
             "%d parameters in %d tensors of 3 or more dimensions (custom expert code?) are left as they are: %s",
             sum(out.values()),
             len(out),
-            ", ".join(list(out)[:3]) + (", ..." if len(out) > 3 else ""),
+            _some(out, 3),
         )
     return out
+
+
+def _some(names: Any, k: int = 4) -> str:
+    """The first ``k`` of ``names``, comma-separated, with ", ..." when there are more."""
+    names = list(names)
+    return ", ".join(names[:k]) + (", ..." if len(names) > k else "")
 
 
 EXPERT_MODES = ("routed", "all")
@@ -352,17 +358,11 @@ def format_gaps(report: Dict[str, Any]) -> List[str]:
     unc = report.get("uncalibrated") or []
     if unc:
         out.append(
-            f"{len(unc)} linear layers got no real calibration token, compressed without statistics: "
-            + ", ".join(unc[:4])
-            + (", ..." if len(unc) > 4 else "")
+            f"{len(unc)} linear layers got no real calibration token, compressed without statistics: {_some(unc)}"
         )
     left = report.get("uncompressed") or {}
     if left:
-        out.append(
-            f"{sum(left.values())} weights in {len(left)} tensors left uncompressed: "
-            + ", ".join(list(left)[:4])
-            + (", ..." if len(left) > 4 else "")
-        )
+        out.append(f"{sum(left.values())} weights in {len(left)} tensors left uncompressed: {_some(left)}")
     return out
 
 

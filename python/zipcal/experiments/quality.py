@@ -922,9 +922,7 @@ def _pct(v: Optional[float]) -> str:
 
 
 def _mc_description(data: Dict[str, Any]) -> str:
-    return ", ".join(
-        f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in sorted(data["mc"].items())
-    )
+    return ", ".join(f"{t}: {m['examples']} examples, chance {_pct(m['chance'])}%" for t, m in _ordered(data["mc"]))
 
 
 def _ordered(d: Dict[str, Any], first: Sequence[str] = ()) -> List[Tuple[str, Any]]:
